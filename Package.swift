@@ -1,0 +1,33 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "balancerd",
+    products: [
+        .executable(name: "balancerd", targets: ["balancerd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The C bridge: only what Swift cannot import from libev and glibc.
+        .target(
+            name: "CEv",
+            linkerSettings: [.linkedLibrary("ev")]
+        ),
+        .target(
+            name: "BalancerCore",
+            dependencies: ["CEv", .product(name: "Yams", package: "Yams")]
+        ),
+        .executableTarget(
+            name: "balancerd",
+            dependencies: ["BalancerCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // A small TCP server used by the demo and the end-to-end tests as an upstream.
+        .executableTarget(name: "testbackend"),
+        .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "testbackend"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

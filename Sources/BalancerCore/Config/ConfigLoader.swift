@@ -1,0 +1,359 @@
+import Foundation
+import Yams
+
+/// Reads and validates a configuration file as a whole. Nothing is used until every key
+/// has been checked; every problem is reported with its file:line:column and key path.
+public enum ConfigLoader {
+    /// Reads `path` and validates it.
+    public static func load(path: String) throws(ConfigErrors) -> Config {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? "cannot read the file"
+            throw ConfigErrors(errors: [ConfigError(file: path, line: 1, column: 1, key: "", message: "cannot read: \(reason)")])
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Validates YAML `text` as if read from `path`.
+    public static func parse(_ text: String, path: String) throws(ConfigErrors) -> Config {
+        let parser = ConfigParser(path: path)
+        let config = parser.parseDocument(text)
+        if let config, parser.errors.isEmpty { return config }
+        throw ConfigErrors(errors: parser.errors)
+    }
+}
+
+/// The validating walk over the YAML node tree. Collects errors rather than stopping at the
+/// first, so one run of `--check-config` shows everything to fix.
+final class ConfigParser {
+    let path: String
+    private(set) var errors: [ConfigError] = []
+
+    init(path: String) { self.path = path }
+
+    // MARK: Document
+
+    func parseDocument(_ text: String) -> Config? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            report(error)
+            return nil
+        } catch {
+            fail(at: nil, "", "cannot parse YAML: \(error)")
+            return nil
+        }
+        guard let root else {
+            fail(at: nil, "", "the file is empty; it needs at least a `services` list")
+            return nil
+        }
+        let allowed: [String] = ["admin", "log", "workers", "limits", "defaults", "services"]
+        guard let top = fields(root, "", allowed: allowed) else { return nil }
+
+        var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
+        if let node = top["admin"] { admin = parseAdmin(node.value) ?? admin }
+
+        var logLevel = LogLevel.info
+        if let node = top["log"], let log = fields(node.value, "log", allowed: ["level"]), let level = log["level"] {
+            logLevel = enumValue(level.value, "log.level", LogLevel.self) ?? logLevel
+        }
+
+        var workers: Int? = nil
+        if let node = top["workers"] {
+            if node.value.scalar?.string == "auto" {
+                workers = nil
+            } else {
+                workers = integer(node.value, "workers", in: 1...1024, hint: "a number of event loops from 1 to 1024, or auto")
+            }
+        }
+
+        var maxConnections = 100_000
+        if let node = top["limits"], let limits = fields(node.value, "limits", allowed: ["maxConnections"]) {
+            if let value = limits["maxConnections"] {
+                maxConnections = integer(value.value, "limits.maxConnections", in: 1...100_000_000) ?? maxConnections
+            }
+        }
+
+        var template = ServiceConfig(name: "", listen: AdminConfig.defaultListen)
+        if let node = top["defaults"] { parseDefaults(node.value, into: &template) }
+
+        var services: [ServiceConfig] = []
+        if let node = top["services"] {
+            services = parseServices(node.value, template: template)
+        } else {
+            fail(at: root, "services", "missing; list the services to balance")
+        }
+
+        return Config(path: path, admin: admin, logLevel: logLevel, workers: workers,
+                      maxConnections: maxConnections, services: services)
+    }
+
+    private func parseAdmin(_ node: Node) -> AdminConfig? {
+        guard let map = fields(node, "admin", allowed: ["listen", "allowRemote"]) else { return nil }
+        var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
+        if let allow = map["allowRemote"] { admin.allowRemote = boolean(allow.value, "admin.allowRemote") ?? false }
+        if let listen = map["listen"], let address = address(listen.value, "admin.listen") {
+            admin.listen = address
+            if !address.isLoopback && !admin.allowRemote {
+                fail(at: listen.value, "admin.listen",
+                     "\(address) is not a loopback address; the admin port is local unless admin.allowRemote: true is set")
+            }
+        }
+        return admin
+    }
+
+    // MARK: Defaults and services
+
+    private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck"]
+
+    private func parseDefaults(_ node: Node, into template: inout ServiceConfig) {
+        guard let map = fields(node, "defaults", allowed: Self.timingKeys) else { return }
+        applyTimings(map, prefix: "defaults", to: &template)
+        template.passiveDownTime = template.healthCheck.interval
+    }
+
+    /// The keys a service shares with `defaults`.
+    private func applyTimings(_ map: [String: Field], prefix: String, to service: inout ServiceConfig) {
+        if let f = map["connectTimeout"] {
+            service.connectTimeout = duration(f.value, "\(prefix).connectTimeout", allowZero: false) ?? service.connectTimeout
+        }
+        if let f = map["idleTimeout"] {
+            service.idleTimeout = duration(f.value, "\(prefix).idleTimeout", allowZero: false) ?? service.idleTimeout
+        }
+        if let f = map["drainTimeout"] {
+            service.drainTimeout = duration(f.value, "\(prefix).drainTimeout", allowZero: true) ?? service.drainTimeout
+        }
+        if let f = map["retries"] {
+            service.retries = integer(f.value, "\(prefix).retries", in: 0...100) ?? service.retries
+        }
+        if let f = map["healthCheck"] {
+            parseHealthCheck(f.value, "\(prefix).healthCheck", into: &service.healthCheck)
+        }
+    }
+
+    private func parseHealthCheck(_ node: Node, _ key: String, into check: inout HealthCheckConfig) {
+        if let scalar = node.scalar {
+            if ["off", "false", "no"].contains(scalar.string.lowercased()) {
+                check.enabled = false
+            } else {
+                fail(at: node, key, "expected a mapping (interval, timeout, rise, fall) or off, found '\(scalar.string)'")
+            }
+            return
+        }
+        guard let map = fields(node, key, allowed: ["interval", "timeout", "rise", "fall"]) else { return }
+        check.enabled = true
+        if let f = map["interval"] { check.interval = duration(f.value, "\(key).interval", allowZero: false) ?? check.interval }
+        if let f = map["timeout"] { check.timeout = duration(f.value, "\(key).timeout", allowZero: false) ?? check.timeout }
+        if let f = map["rise"] { check.rise = integer(f.value, "\(key).rise", in: 1...1000) ?? check.rise }
+        if let f = map["fall"] { check.fall = integer(f.value, "\(key).fall", in: 1...1000) ?? check.fall }
+    }
+
+    private func parseServices(_ node: Node, template: ServiceConfig) -> [ServiceConfig] {
+        guard let list = node.sequence else {
+            fail(at: node, "services", "expected a list of services")
+            return []
+        }
+        var services: [ServiceConfig] = []
+        var names: [String: Int] = [:]
+        var listens: [SocketAddress: String] = [:]
+        for (index, item) in list.enumerated() {
+            let key = "services[\(index)]"
+            let allowed = ["name", "listen", "mode", "failback", "endpoints"] + Self.timingKeys
+            guard let map = fields(item, key, allowed: allowed) else { continue }
+            var service = template
+
+            if let f = map["name"] {
+                if let name = string(f.value, "\(key).name") {
+                    if name.isEmpty || !name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) {
+                        fail(at: f.value, "\(key).name", "'\(name)' is not a valid name (letters, digits, '-' and '_')")
+                    } else if let first = names[name] {
+                        fail(at: f.value, "\(key).name", "'\(name)' is already the name of services[\(first)]")
+                    } else {
+                        names[name] = index
+                    }
+                    service.name = name
+                }
+            } else {
+                fail(at: item, "\(key).name", "missing; every service needs a unique name")
+            }
+
+            if let f = map["listen"] {
+                if let address = address(f.value, "\(key).listen") {
+                    if let other = listens[address] {
+                        fail(at: f.value, "\(key).listen", "\(address) is already the listen address of service \(other)")
+                    } else {
+                        listens[address] = service.name
+                    }
+                    service.listen = address
+                }
+            } else {
+                fail(at: item, "\(key).listen", "missing; every service needs a listen address")
+            }
+
+            if let f = map["mode"] { service.mode = enumValue(f.value, "\(key).mode", FailoverMode.self) ?? service.mode }
+            if let f = map["failback"] { service.failback = boolean(f.value, "\(key).failback") ?? service.failback }
+            applyTimings(map, prefix: key, to: &service)
+
+            if let f = map["endpoints"] {
+                service.endpoints = parseEndpoints(f.value, "\(key).endpoints")
+            } else {
+                fail(at: item, "\(key).endpoints", "missing; a service needs at least one endpoint")
+            }
+            services.append(service)
+        }
+        return services
+    }
+
+    private func parseEndpoints(_ node: Node, _ key: String) -> [EndpointConfig] {
+        guard let list = node.sequence else {
+            fail(at: node, key, "expected a list of endpoints (host:port)")
+            return []
+        }
+        if list.count == 0 {
+            fail(at: node, key, "a service needs at least one endpoint")
+            return []
+        }
+        var endpoints: [EndpointConfig] = []
+        var seen: Set<SocketAddress> = []
+        for (index, item) in list.enumerated() {
+            let itemKey = "\(key)[\(index)]"
+            guard let text = string(item, itemKey), let address = address(item, itemKey) else { continue }
+            if !seen.insert(address).inserted {
+                fail(at: item, itemKey, "\(text) is listed twice")
+                continue
+            }
+            endpoints.append(EndpointConfig(name: text, address: address))
+        }
+        return endpoints
+    }
+
+    // MARK: Typed values
+
+    typealias Field = (key: Node, value: Node)
+
+    /// The keys of a mapping; unknown and repeated keys are errors at the key's position.
+    private func fields(_ node: Node, _ key: String, allowed: [String]) -> [String: Field]? {
+        guard let mapping = node.mapping else {
+            fail(at: node, key, key.isEmpty ? "expected a mapping at the top of the file" : "expected a mapping")
+            return nil
+        }
+        var result: [String: Field] = [:]
+        for (k, v) in mapping {
+            let name = k.scalar?.string ?? ""
+            let path = key.isEmpty ? name : "\(key).\(name)"
+            if !allowed.contains(name) {
+                fail(at: k, path, "unknown key (expected one of: \(allowed.joined(separator: ", ")))")
+            } else if result[name] != nil {
+                fail(at: k, path, "key given twice")
+            } else {
+                result[name] = (k, v)
+            }
+        }
+        return result
+    }
+
+    private func string(_ node: Node, _ key: String) -> String? {
+        guard let scalar = node.scalar else {
+            fail(at: node, key, "expected a single value, found a \(node.mapping != nil ? "mapping" : "list")")
+            return nil
+        }
+        return scalar.string
+    }
+
+    private func integer(_ node: Node, _ key: String, in range: ClosedRange<Int>, hint: String? = nil) -> Int? {
+        guard let text = string(node, key) else { return nil }
+        guard let value = Int(text) else {
+            fail(at: node, key, "'\(text)' is not \(hint ?? "a whole number")")
+            return nil
+        }
+        guard range.contains(value) else {
+            fail(at: node, key, "\(value) is out of range (\(range.lowerBound)-\(range.upperBound))")
+            return nil
+        }
+        return value
+    }
+
+    private func boolean(_ node: Node, _ key: String) -> Bool? {
+        guard let text = string(node, key) else { return nil }
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default:
+            fail(at: node, key, "'\(text)' is not true or false")
+            return nil
+        }
+    }
+
+    private func duration(_ node: Node, _ key: String, allowZero: Bool) -> Double? {
+        guard let text = string(node, key) else { return nil }
+        guard let seconds = DurationText.seconds(text) else {
+            fail(at: node, key, "'\(text)' is not a duration (an integer with ms, s, m or h, such as 500ms or 2s)")
+            return nil
+        }
+        if seconds == 0 && !allowZero {
+            fail(at: node, key, "must be longer than 0")
+            return nil
+        }
+        return seconds
+    }
+
+    private func enumValue<E: RawRepresentable & CaseIterable>(_ node: Node, _ key: String, _ type: E.Type) -> E? where E.RawValue == String {
+        guard let text = string(node, key) else { return nil }
+        if let value = E(rawValue: text) { return value }
+        fail(at: node, key, "'\(text)' is not one of: \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+        return nil
+    }
+
+    /// `host:port`, `[v6]:port` or `name:port`; names are resolved now.
+    private func address(_ node: Node, _ key: String) -> SocketAddress? {
+        guard let text = string(node, key) else { return nil }
+        guard let parts = SocketAddress.split(text), !parts.host.isEmpty else {
+            fail(at: node, key, "'\(text)' is not host:port (IPv6 as [addr]:port)")
+            return nil
+        }
+        guard let number = Int(parts.port) else {
+            fail(at: node, key, "port '\(parts.port)' is not a number")
+            return nil
+        }
+        guard (1...65535).contains(number) else {
+            fail(at: node, key, "port \(number) is out of range (1-65535)")
+            return nil
+        }
+        let port = UInt16(number)
+        if parts.bracketed {
+            guard let address = SocketAddress.numeric(host: parts.host, port: port), address.family == .ipv6 else {
+                fail(at: node, key, "'\(parts.host)' is not an IPv6 address")
+                return nil
+            }
+            return address
+        }
+        switch SocketAddress.resolve(host: parts.host, port: port) {
+        case .success(let address):
+            return address
+        case .failure(let error):
+            fail(at: node, key, "cannot resolve '\(error.host)': \(error.reason)")
+            return nil
+        }
+    }
+
+    // MARK: Errors
+
+    private func fail(at node: Node?, _ key: String, _ message: String) {
+        let mark = node?.mark
+        errors.append(ConfigError(file: path, line: mark?.line ?? 1, column: mark?.column ?? 1, key: key, message: message))
+    }
+
+    private func report(_ error: YamlError) {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            errors.append(ConfigError(file: path, line: mark.line, column: mark.column, key: "", message: "YAML syntax: \(problem)"))
+        case .reader(let problem, _, _, _):
+            errors.append(ConfigError(file: path, line: 1, column: 1, key: "", message: "cannot read YAML: \(problem)"))
+        default:
+            errors.append(ConfigError(file: path, line: 1, column: 1, key: "", message: "cannot parse YAML: \(error)"))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import CEv
+
+/// One libev loop. Owned by one thread; every watcher made from it belongs to that thread.
+///
+/// Besides running watchers, the loop offers `afterCallbacks`: work queued there runs once
+/// the current batch of callbacks is over (from an `ev_check` watcher). Sessions use it to
+/// release themselves, so that no object is freed while its own callback is on the stack.
+public final class EventLoop {
+    let raw: OpaquePointer
+    private let isDefault: Bool
+    private let check: UnsafeMutablePointer<ev_check>
+    private var deferred: [() -> Void] = []
+
+    /// The process's default loop: the only one that can watch signals.
+    public static func makeDefault() -> EventLoop {
+        EventLoop(raw: cev_default_loop(), isDefault: true)
+    }
+
+    /// A new, independent loop (for worker threads and tests).
+    public convenience init() {
+        guard let raw = ev_loop_new(UInt32(EVFLAG_AUTO)) else { fatalError("ev_loop_new failed") }
+        self.init(raw: raw, isDefault: false)
+    }
+
+    private init(raw: OpaquePointer, isDefault: Bool) {
+        self.raw = raw
+        self.isDefault = isDefault
+        check = .allocate(capacity: 1)
+        cev_check_init(check) { _, w, _ in
+            let loop = Unmanaged<EventLoop>.fromOpaque(w!.pointee.data).takeUnretainedValue()
+            loop.runDeferred()
+        }
+        check.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        ev_check_start(raw, check)
+        // The check watcher alone must not keep the loop alive.
+        ev_unref(raw)
+    }
+
+    deinit {
+        ev_ref(raw)
+        ev_check_stop(raw, check)
+        check.deallocate()
+        if !isDefault { ev_loop_destroy(raw) }
+    }
+
+    /// Runs until `stop()` or until no active watcher is left.
+    public func run() { _ = ev_run(raw, 0) }
+
+    /// Runs one iteration, waiting for events if none are pending.
+    public func runOnce() { _ = ev_run(raw, Int32(EVRUN_ONCE)) }
+
+    /// Makes `run()` return after the current iteration.
+    public func stop() { ev_break(raw, Int32(EVBREAK_ALL)) }
+
+    /// The loop's cached time in seconds (updated once per iteration; cheap).
+    public var now: Double { ev_now(raw) }
+
+    /// Queues work to run after the callbacks of the current iteration.
+    public func afterCallbacks(_ body: @escaping () -> Void) {
+        deferred.append(body)
+    }
+
+    private func runDeferred() {
+        while !deferred.isEmpty {
+            let batch = deferred
+            deferred.removeAll(keepingCapacity: true)
+            for body in batch { body() }
+        }
+    }
+}

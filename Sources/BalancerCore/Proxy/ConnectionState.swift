@@ -1,0 +1,160 @@
+/// The two sides of a proxied connection, in Envoy's words.
+public enum Side: Sendable, Equatable {
+    /// The client.
+    case downstream
+    /// The endpoint.
+    case upstream
+
+    public var peer: Side { self == .downstream ? .upstream : .downstream }
+}
+
+/// Why a connection ended. The first three are failures to serve a client at all.
+public enum CloseReason: Sendable, Equatable {
+    /// Every connect tried failed (refused, reset, timed out).
+    case connectFailed
+    /// No endpoint of the service was up.
+    case noHealthyEndpoint
+    /// A connection limit was reached.
+    case overLimit
+    /// Both directions finished with a FIN.
+    case completed
+    /// A side reset the connection, or a read or write on it failed.
+    case reset(Side)
+    /// No byte moved either way for `idleTimeout`.
+    case idleTimeout
+    /// Still open when the drain deadline of a shutdown passed.
+    case drainDeadline
+
+    /// True when the client was never served.
+    public var isFailure: Bool {
+        switch self {
+        case .connectFailed, .noHealthyEndpoint, .overLimit: true
+        default: false
+        }
+    }
+}
+
+/// The life of one proxied connection as a value: connecting (with retries), relaying with
+/// each direction half-closable on its own, closed. Mutating methods take events and
+/// return the action the I/O code must carry out; nothing here touches a socket.
+public struct ConnectionState: Sendable, Equatable {
+    public enum Phase: Sendable, Equatable { case connecting, relaying, closed }
+
+    /// One direction of the byte stream, named by the side it reads from.
+    enum Flow: Sendable, Equatable {
+        case open
+        /// The source sent FIN; bytes for the destination are still buffered.
+        case finPending
+        /// The FIN has been passed on.
+        case finished
+    }
+
+    public enum Action: Sendable, Equatable {
+        /// Connect to the next eligible endpoint.
+        case connect
+        /// The upstream is connected: start moving bytes both ways.
+        case startRelay
+        /// Pass a FIN on: `shutdown(SHUT_WR)` on this side.
+        case shutdownWrite(Side)
+        /// Close both sides.
+        case close(CloseReason)
+        /// Nothing to do yet.
+        case none
+    }
+
+    public private(set) var phase: Phase = .connecting
+    /// Connects tried so far, the first one included.
+    public private(set) var attempts = 0
+    /// How many connects may follow a failed one.
+    public let retries: Int
+    private var fromDownstream: Flow = .open
+    private var fromUpstream: Flow = .open
+
+    public init(retries: Int) {
+        self.retries = retries
+    }
+
+    /// The client was accepted.
+    public mutating func start() -> Action {
+        attempts = 1
+        return .connect
+    }
+
+    /// No endpoint could be chosen for the next connect.
+    public mutating func noEndpoint() -> Action {
+        let reason: CloseReason = attempts > 1 ? .connectFailed : .noHealthyEndpoint
+        return close(reason)
+    }
+
+    /// The connect in progress failed or timed out.
+    public mutating func connectFailed() -> Action {
+        guard phase == .connecting else { return .none }
+        if attempts <= retries {
+            attempts += 1
+            return .connect
+        }
+        return close(.connectFailed)
+    }
+
+    public mutating func connected() -> Action {
+        guard phase == .connecting else { return .none }
+        phase = .relaying
+        return .startRelay
+    }
+
+    /// `side` sent FIN. `buffered` says whether bytes from it still wait to be written.
+    public mutating func finReceived(from side: Side, buffered: Bool) -> Action {
+        guard phase == .relaying else { return .none }
+        if buffered {
+            setFlow(from: side, .finPending)
+            return .none
+        }
+        return passFin(from: side)
+    }
+
+    /// Everything buffered from `side` has been written to its peer.
+    public mutating func drained(from side: Side) -> Action {
+        guard phase == .relaying, flow(from: side) == .finPending else { return .none }
+        return passFin(from: side)
+    }
+
+    /// A read or write on `side` failed, or it sent RST.
+    public mutating func reset(_ side: Side) -> Action {
+        guard phase != .closed else { return .none }
+        return close(.reset(side))
+    }
+
+    public mutating func idleTimeout() -> Action {
+        guard phase != .closed else { return .none }
+        return close(.idleTimeout)
+    }
+
+    public mutating func drainDeadline() -> Action {
+        guard phase != .closed else { return .none }
+        return close(.drainDeadline)
+    }
+
+    /// Whether bytes from `side` may still arrive (its read side is open).
+    public func isReading(from side: Side) -> Bool {
+        phase == .relaying && flow(from: side) == .open
+    }
+
+    private mutating func passFin(from side: Side) -> Action {
+        setFlow(from: side, .finished)
+        if flow(from: side.peer) == .finished { return close(.completed) }
+        return .shutdownWrite(side.peer)
+    }
+
+    private mutating func close(_ reason: CloseReason) -> Action {
+        phase = .closed
+        return .close(reason)
+    }
+
+    private func flow(from side: Side) -> Flow {
+        side == .downstream ? fromDownstream : fromUpstream
+    }
+
+    private mutating func setFlow(from side: Side, _ flow: Flow) {
+        if side == .downstream { fromDownstream = flow } else { fromUpstream = flow }
+    }
+}

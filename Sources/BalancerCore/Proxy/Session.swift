@@ -1,0 +1,284 @@
+/// One client connection and its upstream: carries out what its `ConnectionState` decides.
+///
+/// Bytes are read into the loop's shared buffer and written straight to the other side;
+/// a short write keeps the remainder in `PendingBytes` and stops reading the source until
+/// it has been written (backpressure). An idle connection holds no buffer.
+///
+/// A session never frees itself inside its own callback: `close` hands it to the proxy,
+/// which drops the last reference after the loop's current callbacks.
+final class Session {
+    static let readsPerWakeup = 4
+
+    unowned let proxy: Proxy
+    let service: Service
+    let downstream: Int32
+    private(set) var upstream: Int32 = -1
+    private(set) var endpoint: Endpoint?
+    /// Endpoints whose connect failed for this client; a retry skips them.
+    private var failed: [Endpoint] = []
+    private(set) var state: ConnectionState
+    private var connectedToEndpoint = false
+    private let downWatcher: IOWatcher
+    private var upWatcher: IOWatcher?
+    private let timer: TimerWatcher
+    private var lastActivity: Double = 0
+    private var toUpstream = PendingBytes()
+    private var toDownstream = PendingBytes()
+
+    init(proxy: Proxy, service: Service, downstream: Int32) {
+        self.proxy = proxy
+        self.service = service
+        self.downstream = downstream
+        state = ConnectionState(retries: service.config.retries)
+        downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, handler: { _ in })
+        timer = TimerWatcher(loop: proxy.loop, handler: {})
+        downWatcher.handler = { [unowned self] events in self.ready(.downstream, events) }
+        timer.handler = { [unowned self] in self.timerFired() }
+    }
+
+    func start() {
+        perform(state.start())
+    }
+
+    /// Ends the connection on a shutdown's drain deadline.
+    func forceClose() {
+        perform(state.drainDeadline())
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: ConnectionState.Action) {
+        switch action {
+        case .connect: connectNext()
+        case .startRelay: startRelay()
+        case .shutdownWrite(let side):
+            Socket.shutdownWrite(side == .downstream ? downstream : upstream)
+            updateInterest()
+        case .close(let reason): close(reason)
+        case .none: updateInterest()
+        }
+    }
+
+    private func connectNext() {
+        let now = proxy.loop.now
+        guard let endpoint = service.choose(excluding: failed, now: now) else {
+            perform(state.noEndpoint())
+            return
+        }
+        self.endpoint = endpoint
+        let fd: Int32
+        do {
+            fd = try Socket.open(family: endpoint.address.family)
+        } catch {
+            connectFailed(error)
+            return
+        }
+        upstream = fd
+        Socket.setNoDelay(fd)
+        let watcher = IOWatcher(loop: proxy.loop, fd: fd, handler: { [unowned self] events in self.ready(.upstream, events) })
+        upWatcher = watcher
+        do {
+            switch try Socket.connect(fd, to: endpoint.address) {
+            case .done:
+                connectSucceeded()
+            case .wouldBlock:
+                watcher.watch(.write)
+                timer.start(after: service.config.connectTimeout)
+            }
+        } catch {
+            connectFailed(error)
+        }
+    }
+
+    /// `error` is nil for a connect timeout.
+    private func connectFailed(_ error: SystemError?) {
+        if let endpoint {
+            service.connectFailed(endpoint, error: error, now: proxy.loop.now)
+            failed.append(endpoint)
+        }
+        endpoint = nil
+        dropUpstream()
+        perform(state.connectFailed())
+    }
+
+    private func connectSucceeded() {
+        guard let endpoint else { return }
+        timer.stop()
+        connectedToEndpoint = true
+        service.connectSucceeded(endpoint)
+        perform(state.connected())
+    }
+
+    private func startRelay() {
+        lastActivity = proxy.loop.now
+        timer.start(after: service.config.idleTimeout)
+        updateInterest()
+    }
+
+    private func dropUpstream() {
+        upWatcher?.stop()
+        upWatcher = nil
+        if upstream >= 0 {
+            Socket.close(upstream)
+            upstream = -1
+        }
+    }
+
+    private func close(_ reason: CloseReason) {
+        downWatcher.stop()
+        timer.stop()
+        dropUpstream()
+        Socket.close(downstream)
+        toUpstream.release()
+        toDownstream.release()
+        if connectedToEndpoint, let endpoint { endpoint.activeConnections -= 1 }
+        if reason.isFailure {
+            service.failedConnections += 1
+            Log.info("service \(service.name): client connection closed: \(describe(reason))")
+        }
+        proxy.sessionClosed(self)
+    }
+
+    private func describe(_ reason: CloseReason) -> String {
+        switch reason {
+        case .connectFailed: "every connect failed (\(state.attempts) tried)"
+        case .noHealthyEndpoint: "no endpoint is up"
+        case .overLimit: "connection limit reached"
+        default: "\(reason)"
+        }
+    }
+
+    // MARK: Events
+
+    private func ready(_ side: Side, _ events: IOEvents) {
+        if state.phase == .connecting {
+            if side == .upstream && events.contains(.write) {
+                let code = Socket.pendingError(upstream)
+                if code == 0 {
+                    connectSucceeded()
+                } else {
+                    connectFailed(SystemError(errno: code, operation: "connect"))
+                }
+            }
+            return
+        }
+        if events.contains(.write) {
+            flush(toward: side)
+            if state.phase == .closed { return }
+        }
+        if events.contains(.read) {
+            relay(from: side)
+        }
+    }
+
+    private func timerFired() {
+        switch state.phase {
+        case .connecting:
+            connectFailed(nil)
+        case .relaying:
+            let idle = service.config.idleTimeout
+            let quiet = proxy.loop.now - lastActivity
+            if quiet >= idle {
+                perform(state.idleTimeout())
+            } else {
+                timer.again(after: idle - quiet)
+            }
+        case .closed:
+            break
+        }
+    }
+
+    /// Reads from `source` and writes straight to its peer, a bounded number of times.
+    private func relay(from source: Side) {
+        let sourceFD = source == .downstream ? downstream : upstream
+        let destinationFD = source == .downstream ? upstream : downstream
+        let buffer = proxy.relayBuffer
+        for _ in 0..<Self.readsPerWakeup {
+            let count: Int
+            do {
+                switch try Socket.read(sourceFD, into: buffer.baseAddress!, count: buffer.count) {
+                case .wouldBlock: return
+                case .done(let n): count = n
+                }
+            } catch {
+                perform(state.reset(source))
+                return
+            }
+            if count == 0 {
+                perform(state.finReceived(from: source, buffered: false))
+                return
+            }
+            lastActivity = proxy.loop.now
+            var written = 0
+            do {
+                while written < count {
+                    switch try Socket.write(destinationFD, from: buffer.baseAddress! + written, count: count - written) {
+                    case .done(let n): written += n
+                    case .wouldBlock:
+                        countBytes(written, from: source)
+                        if source == .downstream {
+                            toUpstream.store(buffer.baseAddress! + written, count: count - written)
+                        } else {
+                            toDownstream.store(buffer.baseAddress! + written, count: count - written)
+                        }
+                        updateInterest()
+                        return
+                    }
+                }
+            } catch {
+                perform(state.reset(source.peer))
+                return
+            }
+            countBytes(written, from: source)
+            if count < buffer.count { return }
+        }
+    }
+
+    /// Writes what waits for `destination`; once empty, resumes reading its source.
+    private func flush(toward destination: Side) {
+        let source = destination.peer
+        do {
+            let n: Int
+            if destination == .upstream {
+                n = try toUpstream.flush(to: upstream)
+            } else {
+                n = try toDownstream.flush(to: downstream)
+            }
+            if n > 0 {
+                lastActivity = proxy.loop.now
+                countBytes(n, from: source)
+            }
+        } catch {
+            perform(state.reset(destination))
+            return
+        }
+        let empty = destination == .upstream ? toUpstream.isEmpty : toDownstream.isEmpty
+        perform(empty ? state.drained(from: source) : .none)
+    }
+
+    @inline(__always)
+    private func countBytes(_ n: Int, from source: Side) {
+        guard n > 0, let endpoint else { return }
+        if source == .downstream {
+            service.bytesIn &+= UInt64(n)
+            endpoint.bytesIn &+= UInt64(n)
+        } else {
+            service.bytesOut &+= UInt64(n)
+            endpoint.bytesOut &+= UInt64(n)
+        }
+    }
+
+    /// Sets what each socket is watched for: read a side while it is open and its peer has
+    /// nothing waiting; write a side while something waits for it.
+    private func updateInterest() {
+        guard state.phase == .relaying else { return }
+        var down: IOEvents = []
+        var up: IOEvents = []
+        if state.isReading(from: .downstream) && toUpstream.isEmpty { down.insert(.read) }
+        if state.isReading(from: .upstream) && toDownstream.isEmpty { up.insert(.read) }
+        if !toDownstream.isEmpty { down.insert(.write) }
+        if !toUpstream.isEmpty { up.insert(.write) }
+        downWatcher.watch(down)
+        upWatcher?.watch(up)
+    }
+}

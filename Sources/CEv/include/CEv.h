@@ -1,0 +1,36 @@
+#ifndef CEV_H
+#define CEV_H
+
+// The C bridge between Swift and libev / glibc. Each function here exists only
+// because Swift cannot reach the thing it wraps (a macro, or a declaration that
+// glibc hides without _GNU_SOURCE). No logic belongs in this target.
+
+#define EV_COMPAT3 0
+#include <ev.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+// libev's watcher initialisers are macros: Swift cannot call them.
+static inline void cev_io_init(ev_io *w, void (*cb)(struct ev_loop *, ev_io *, int), int fd, int events) { ev_io_init(w, cb, fd, events); }
+static inline void cev_io_set(ev_io *w, int fd, int events) { ev_io_set(w, fd, events); }
+static inline void cev_timer_init(ev_timer *w, void (*cb)(struct ev_loop *, ev_timer *, int), double after, double repeat) { ev_timer_init(w, cb, after, repeat); }
+static inline void cev_timer_set(ev_timer *w, double after, double repeat) { ev_timer_set(w, after, repeat); }
+static inline void cev_signal_init(ev_signal *w, void (*cb)(struct ev_loop *, ev_signal *, int), int signum) { ev_signal_init(w, cb, signum); }
+static inline void cev_async_init(ev_async *w, void (*cb)(struct ev_loop *, ev_async *, int)) { ev_async_init(w, cb); }
+static inline void cev_check_init(ev_check *w, void (*cb)(struct ev_loop *, ev_check *, int)) { ev_check_init(w, cb); }
+static inline void cev_stat_init(ev_stat *w, void (*cb)(struct ev_loop *, ev_stat *, int), const char *path, double interval) { ev_stat_init(w, cb, path, interval); }
+// ev_is_active / ev_timer_remaining's watcher argument is a macro-cast.
+static inline int cev_is_active(void *w) { return ev_is_active((ev_watcher *)w); }
+// EV_DEFAULT is a macro.
+static inline struct ev_loop *cev_default_loop(void) { return ev_default_loop(EVFLAG_AUTO); }
+
+// Hidden by glibc without _GNU_SOURCE; defined in CEv.c where _GNU_SOURCE is set
+// (setting it here would break every Swift file that also imports Foundation).
+int cev_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int cev_pipe2(int fds[2], int flags);
+ssize_t cev_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
+extern const unsigned int CEV_SPLICE_F_MOVE;
+extern const unsigned int CEV_SPLICE_F_NONBLOCK;
+extern const unsigned int CEV_SPLICE_F_MORE;
+
+#endif

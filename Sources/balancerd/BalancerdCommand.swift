@@ -1,0 +1,40 @@
+import ArgumentParser
+import BalancerCore
+
+extension LogLevel: ExpressibleByArgument {}
+
+/// The command line of the contract. Exit codes: 0 clean, 1 configuration or start-up
+/// error, 2 wrong usage (argument-parser's own default for that is 64).
+struct BalancerdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "balancerd",
+        abstract: "A userspace L4 (TCP) load balancer.",
+        discussion: "Runs in the foreground. SIGTERM or SIGINT drains and exits.",
+        version: "balancerd \(BalancerVersion.string)")
+
+    @Option(name: .long, help: "Configuration file.")
+    var config: String = "/etc/balancerd/balancerd.yaml"
+
+    @Flag(name: .long, help: "Parse and validate the configuration only, then exit.")
+    var checkConfig = false
+
+    @Option(name: .long, help: "debug, info, notice, warning or error; overrides log.level.")
+    var logLevel: LogLevel?
+
+    func run() throws {
+        if checkConfig {
+            do {
+                let loaded = try ConfigLoader.load(path: config)
+                let services = loaded.services.count
+                let endpoints = loaded.endpointCount
+                print("configuration OK: \(services) service\(services == 1 ? "" : "s"), \(endpoints) endpoint\(endpoints == 1 ? "" : "s")")
+            } catch {
+                for problem in error.errors { printToStandardError("balancerd: \(problem)") }
+                throw ExitCode(1)
+            }
+            return
+        }
+        let status = Daemon(configPath: config, logLevelOverride: logLevel).run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
