@@ -5,7 +5,9 @@
 // It prints "listening PORT" on stdout once it accepts connections. In the default echo
 // mode each connection gets "NAME\n", then every byte it sends echoed back, and once the
 // client half-closes, "eof N\n" (N bytes received) before the server closes. Other modes:
-// silent accepts and never answers; close closes at once; reset closes with an RST.
+// silent accepts and never answers; close closes at once; reset closes with an RST;
+// noaccept listens with a backlog of 0 and never accepts (once the backlog is full, a
+// connect to it hangs, as to a host that has gone away).
 import Foundation
 import Glibc
 
@@ -40,7 +42,7 @@ func fatal(_ text: String) -> Never {
 func writeAll(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Bool {
     var offset = 0
     while offset < count {
-        let n = send(fd, bytes + offset, count - offset, Int32(MSG_NOSIGNAL))
+        let n = write(fd, bytes + offset, count - offset)
         if n < 0 { if errno == EINTR { continue }; return false }
         offset += n
     }
@@ -84,6 +86,13 @@ func serve(_ fd: Int32, _ options: Options) {
 
 signal(SIGPIPE, SIG_IGN)
 let options = parseOptions()
+// A backend belongs to the test or demo that started it: when that process goes away
+// (even by a crash), so does the backend, and no stray server outlives a run.
+let parent = getppid()
+Thread.detachNewThread {
+    while getppid() == parent { sleep(1) }
+    exit(0)
+}
 let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
 var one: Int32 = 1
 setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -95,7 +104,7 @@ let bound = withUnsafePointer(to: &address) {
     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
 }
 guard bound == 0 else { fatal("bind \(options.host):\(options.port): \(String(cString: strerror(errno)))") }
-guard listen(listener, 1024) == 0 else { fatal("listen failed") }
+guard listen(listener, options.mode == "noaccept" ? 0 : 1024) == 0 else { fatal("listen failed") }
 var actual = sockaddr_in()
 var length = socklen_t(MemoryLayout<sockaddr_in>.size)
 _ = withUnsafeMutablePointer(to: &actual) {
@@ -104,6 +113,7 @@ _ = withUnsafeMutablePointer(to: &actual) {
 // Written with write(2): Swift 6 forbids touching C's stdout, and the line must not sit in a buffer.
 _ = writeText(1, "listening \(UInt16(bigEndian: actual.sin_port))\n")
 
+while options.mode == "noaccept" { sleep(3600) }
 while true {
     let client = accept(listener, nil, nil)
     if client < 0 { continue }

@@ -24,6 +24,11 @@ public final class Daemon {
     public func run() -> Int32 {
         Log.configureFromEnvironment()
         signal(SIGPIPE, SIG_IGN)
+        // A parent may hand down blocked signals (test runners and some supervisors do);
+        // SIGTERM, SIGINT and SIGHUP must reach the loop whatever the parent did.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
 
         do {
             config = try ConfigLoader.load(path: configPath)
@@ -46,7 +51,7 @@ public final class Daemon {
         proxy.startAccepting()
 
         watchSignals()
-        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) services, \(config.endpointCount) endpoints, config \(configPath)")
+        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), config \(configPath)")
         notifier.notify("READY=1\nSTATUS=serving \(config.services.count) services")
         loop.run()
         Log.notice("balancerd stopped")

@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+
+/// A `testbackend` process: a real endpoint on 127.0.0.1 that greets with its name and echoes.
+final class BackendProcess {
+    let name: String
+    let port: UInt16
+    private let process: Process
+
+    /// Starts a backend on `port` (0: any free port) and waits until it listens.
+    init(name: String, port: UInt16 = 0, mode: String = "echo") throws {
+        self.name = name
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Harness.testbackend)
+        process.arguments = ["--name", name, "--port", String(port), "--mode", mode]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        // The first line is "listening PORT"; wait for it at most 10 s.
+        let fd = output.fileHandleForReading.fileDescriptor
+        var line = [UInt8]()
+        let deadline = Date().addingTimeInterval(10)
+        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            var byte: UInt8 = 0
+            if read(fd, &byte, 1) != 1 { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("listening "), let actual = UInt16(text.dropFirst("listening ".count)) else {
+            process.terminate()
+            throw HarnessError("backend \(name) did not start (said '\(text)')")
+        }
+        self.port = actual
+    }
+
+    var address: String { "127.0.0.1:\(port)" }
+
+    /// Kills the backend at once (SIGKILL), as a crashed pod would go.
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { kill() }
+}
