@@ -1,3 +1,5 @@
+import Glibc
+
 /// The data path of one event loop: the services' listeners and every open session.
 public final class Proxy {
     /// Bytes moved per read; the one relay buffer of the loop is this large.
@@ -11,6 +13,11 @@ public final class Proxy {
     private var closedSessions: [Session] = []
     let relayBuffer: UnsafeMutableRawBufferPointer
     public var maxConnections: Int
+    /// Sessions the file descriptor limit leaves room for (two descriptors each). At that
+    /// many, listeners pause, so that waiting clients stay in the kernel's backlog and are
+    /// served once descriptors free up, instead of being accepted and then failed.
+    public var descriptorCapacity: Int
+    private var pausedForDescriptors = false
     /// Called when the last open session closes (the daemon uses it while draining).
     public var onLastSessionClosed: (() -> Void)?
 
@@ -20,6 +27,7 @@ public final class Proxy {
         self.loop = loop
         services = config.services.map(Service.init)
         maxConnections = config.maxConnections
+        descriptorCapacity = Self.sessionsAllowedByFileLimit(services: config.services.count)
         relayBuffer = .allocate(byteCount: Self.relayChunk, alignment: 64)
     }
 
@@ -78,7 +86,21 @@ public final class Proxy {
         service.activeConnections += 1
         let session = Session(proxy: self, service: service, downstream: fd)
         sessions[fd] = session
+        if sessions.count >= descriptorCapacity && !pausedForDescriptors {
+            pausedForDescriptors = true
+            listeners.forEach { $0.stop() }
+            Log.warning("listeners paused: \(sessions.count) connections open, as many as the file descriptor limit allows; resuming as connections close")
+        }
         session.start()
+    }
+
+    /// Half of the soft RLIMIT_NOFILE, less a reserve for listeners, the admin port, health
+    /// checks and libev's own descriptors.
+    static func sessionsAllowedByFileLimit(services: Int) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return Int.max }
+        let reserve = 16 + services
+        return max(1, (Int(limit.rlim_cur) - reserve) / 2)
     }
 
     func sessionClosed(_ session: Session) {
@@ -88,6 +110,11 @@ public final class Proxy {
             loop.afterCallbacks { [unowned self] in self.closedSessions.removeAll(keepingCapacity: true) }
         }
         closedSessions.append(removed)
+        if pausedForDescriptors && sessions.count < descriptorCapacity {
+            pausedForDescriptors = false
+            listeners.forEach { $0.start() }
+            Log.notice("listeners accepting again: \(sessions.count) connections open")
+        }
         if sessions.isEmpty { onLastSessionClosed?() }
     }
 }

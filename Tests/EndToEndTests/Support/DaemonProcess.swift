@@ -10,15 +10,17 @@ final class DaemonProcess {
 
     /// Writes `config` to a file, starts the daemon on it and waits (at most 10 s) until it
     /// logs that it started. `environment` adds to the test's own environment.
-    init(config: String, arguments: [String] = [], environment: [String: String] = [:], waitForStart: Bool = true) throws {
+    /// `launcher` runs before the daemon's own command line (such as `prlimit ... --`).
+    init(config: String, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [], waitForStart: Bool = true) throws {
         directory = Harness.temporaryDirectory()
         configPath = directory.appendingPathComponent("balancerd.yaml").path
         logPath = directory.appendingPathComponent("balancerd.log").path
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.balancerd)
-        process.arguments = ["--config", configPath, "--log-level", "debug"] + arguments
+        let command = launcher + [Harness.balancerd, "--config", configPath, "--log-level", "debug"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "JOURNAL_STREAM")

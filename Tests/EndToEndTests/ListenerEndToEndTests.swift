@@ -1,0 +1,63 @@
+import Foundation
+import Glibc
+import Testing
+
+@Suite struct ListenerEndToEndTests {
+    @Test func listen_onIPv6Loopback_servesClients() throws {
+        let backend = try BackendProcess(name: "a")
+        let port = Harness.freePort()
+        let config = ConfigText.service(port: port, endpoints: [backend.address])
+            .replacingOccurrences(of: "listen: 127.0.0.1:\(port)", with: "listen: \"[::1]:\(port)\"")
+        let daemon = try DaemonProcess(config: config)
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        address.sin6_addr = in6addr_loopback
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        #expect(rc == 0)
+        var reply = [UInt8](repeating: 0, count: 2)
+        #expect(read(fd, &reply, 2) == 2)
+        #expect(reply == Array("a\n".utf8))
+        _ = daemon
+    }
+
+    /// CPU seconds (user + system) the process has used so far.
+    private func cpuSeconds(pid: Int32) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14, stime 15 (1-based in proc(5)).
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks
+    }
+
+    @Test func accept_whenFileDescriptorsRunOut_pausesWithoutSpinningAndRecovers() throws {
+        let backend = try BackendProcess(name: "a")
+        let port = Harness.freePort()
+        let config = ConfigText.service(port: port, endpoints: [backend.address])
+        // A hard limit of 40 descriptors: about fifteen proxied connections fill it.
+        let daemon = try DaemonProcess(config: config, launcher: ["/usr/bin/prlimit", "--nofile=40:40", "--"])
+        var clients: [TestClient] = []
+        for _ in 0..<40 { clients.append(try TestClient(port: port, timeout: 1)) }
+        #expect(Harness.waitUntil(timeout: 5) { daemon.log.contains("listeners paused") })
+        // While descriptors stay exhausted, the loop must sleep, not spin.
+        let before = cpuSeconds(pid: daemon.pid)
+        usleep(1_500_000)
+        let spent = cpuSeconds(pid: daemon.pid) - before
+        #expect(spent < 0.5, "the daemon used \(spent)s of CPU in 1.5s while out of descriptors")
+        // Descriptors free up: every client still waiting is now served.
+        let served = clients.prefix(10).compactMap { try? $0.readLine() }.count
+        #expect(served == 10)
+        clients.removeFirst(10)
+        clients.removeAll()
+        let late = try TestClient(port: port)
+        #expect(try late.readLine() == "a")
+        #expect(daemon.log.contains("accepting again"))
+    }
+}
