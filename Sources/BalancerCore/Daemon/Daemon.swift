@@ -9,6 +9,7 @@ public final class Daemon {
     private let notifier = SystemdNotifier()
     private var loop: EventLoop!
     private var proxy: Proxy!
+    private var healthChecker: HealthChecker!
     private var config: Config!
     private var signals: [SignalWatcher] = []
     private var drainTimers: [TimerWatcher] = []
@@ -49,6 +50,8 @@ public final class Daemon {
             return 1
         }
         proxy.startAccepting()
+        healthChecker = HealthChecker(loop: loop)
+        healthChecker.start(services: proxy.services)
 
         watchSignals()
         Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), config \(configPath)")
@@ -82,6 +85,7 @@ public final class Daemon {
             return
         }
         shuttingDown = true
+        healthChecker.stop()
         notifier.notify("STOPPING=1\nSTATUS=draining \(proxy.openConnections) connections")
         proxy.closeListeners()
         let open = proxy.openConnections

@@ -60,6 +60,12 @@ public final class EventLoop {
         deferred.append(body)
     }
 
+    /// Keeps `object` alive until the current callbacks are over: for a watcher or session
+    /// whose own callback may be the one dropping it.
+    public func retire(_ object: AnyObject) {
+        deferred.append { withExtendedLifetime(object) {} }
+    }
+
     private func runDeferred() {
         while !deferred.isEmpty {
             let batch = deferred

@@ -9,8 +9,6 @@ public final class Proxy {
     public private(set) var services: [Service]
     private var listeners: [Listener] = []
     private var sessions: [Int32: Session] = [:]
-    /// Sessions closed during the current callbacks, released after them.
-    private var closedSessions: [Session] = []
     let relayBuffer: UnsafeMutableRawBufferPointer
     public var maxConnections: Int
     /// Sessions the file descriptor limit leaves room for (two descriptors each). At that
@@ -106,10 +104,8 @@ public final class Proxy {
     func sessionClosed(_ session: Session) {
         session.service.activeConnections -= 1
         guard let removed = sessions.removeValue(forKey: session.downstream) else { return }
-        if closedSessions.isEmpty {
-            loop.afterCallbacks { [unowned self] in self.closedSessions.removeAll(keepingCapacity: true) }
-        }
-        closedSessions.append(removed)
+        // Closing runs inside the session's own callbacks: release it after them.
+        loop.retire(removed)
         if pausedForDescriptors && sessions.count < descriptorCapacity {
             pausedForDescriptors = false
             listeners.forEach { $0.start() }

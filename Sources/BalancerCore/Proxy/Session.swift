@@ -116,8 +116,12 @@ final class Session {
     }
 
     private func dropUpstream() {
-        upWatcher?.stop()
-        upWatcher = nil
+        if let watcher = upWatcher {
+            // This may run inside that watcher's own callback: release it afterwards.
+            watcher.stop()
+            proxy.loop.retire(watcher)
+            upWatcher = nil
+        }
         if upstream >= 0 {
             Socket.close(upstream)
             upstream = -1

@@ -1,0 +1,47 @@
+/// Runs the active checks of every endpoint of every service whose checks are on.
+///
+/// Checks are spread evenly over each interval (120 services × 3 endpoints do not all
+/// connect in the same instant): the i-th of n probes sharing an interval starts at
+/// i/n of it.
+public final class HealthChecker {
+    private let loop: EventLoop
+    private var probes: [HealthProbe] = []
+
+    public init(loop: EventLoop) {
+        self.loop = loop
+    }
+
+    public func start(services: [Service]) {
+        for service in services where service.config.healthCheck.enabled {
+            for endpoint in service.endpoints {
+                probes.append(HealthProbe(loop: loop, service: service, endpoint: endpoint))
+            }
+        }
+        let offsets = Self.startOffsets(intervals: probes.map { $0.service.config.healthCheck.interval })
+        for (probe, offset) in zip(probes, offsets) { probe.start(offset: offset) }
+        if !probes.isEmpty {
+            Log.info("health checks: \(probes.count) endpoints checked, spread over their intervals")
+        }
+    }
+
+    /// When each probe first fires, for probes with these intervals: the probes sharing an
+    /// interval are spaced evenly across it, in order.
+    public static func startOffsets(intervals: [Double]) -> [Double] {
+        var total: [Double: Int] = [:]
+        for interval in intervals { total[interval, default: 0] += 1 }
+        var seen: [Double: Int] = [:]
+        return intervals.map { interval in
+            let index = seen[interval, default: 0]
+            seen[interval] = index + 1
+            return interval * Double(index) / Double(total[interval]!)
+        }
+    }
+
+    public func stop() {
+        probes.forEach { $0.stop() }
+        probes.removeAll()
+    }
+
+    /// How many endpoints are being checked.
+    public var count: Int { probes.count }
+}
