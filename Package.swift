@@ -16,9 +16,11 @@ let package = Package(
             name: "CEv",
             linkerSettings: [.linkedLibrary("ev")]
         ),
+        // Debian's libhttp-parser-dev, for the admin port's requests.
+        .systemLibrary(name: "CHTTPParser"),
         .target(
             name: "BalancerCore",
-            dependencies: ["CEv", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CEv", "CHTTPParser", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "balancerd",

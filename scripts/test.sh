@@ -6,7 +6,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib/packages.sh
 
-ensure_packages libev-dev
+# libev: the event loop; http-parser: the admin port; prometheus: promtool and a real
+# server scraping the admin port in the end-to-end tests.
+ensure_packages libev-dev libhttp-parser-dev prometheus
 trap 'stop_strays "$root"' EXIT
 
 swift build --build-tests

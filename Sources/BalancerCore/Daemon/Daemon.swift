@@ -10,6 +10,8 @@ public final class Daemon {
     private var loop: EventLoop!
     private var proxy: Proxy!
     private var healthChecker: HealthChecker!
+    private var admin: AdminServer!
+    private var info: RuntimeInfo!
     private var config: Config!
     private var signals: [SignalWatcher] = []
     private var drainTimers: [TimerWatcher] = []
@@ -41,22 +43,34 @@ public final class Daemon {
         raiseFileLimit()
 
         loop = EventLoop.makeDefault()
+        info = RuntimeInfo(configPath: configPath)
         proxy = Proxy(loop: loop, config: config)
-        do {
+        admin = AdminServer(loop: loop, address: config.admin.listen,
+                            routes: AdminRoutes(info: info) { [unowned self] in self.proxy.services })
+        do throws(SystemError) {
             try proxy.bindListeners()
+            do throws(SystemError) {
+                try admin.bind()
+            } catch {
+                proxy.closeListeners()
+                throw error
+            }
         } catch {
             Log.error("cannot start: \(error)")
             printErrorIfNotLogged(error.description)
             return 1
         }
+        // Start in order: listeners, health checks, the admin port.
         proxy.startAccepting()
         healthChecker = HealthChecker(loop: loop)
         healthChecker.start(services: proxy.services)
+        admin.start()
 
         watchSignals()
-        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), config \(configPath)")
+        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), admin on \(config.admin.listen), config \(configPath)")
         notifier.notify("READY=1\nSTATUS=serving \(config.services.count) services")
         loop.run()
+        admin.close()
         Log.notice("balancerd stopped")
         return 0
     }

@@ -1,0 +1,150 @@
+/// Renders the admin port's figures: `/stats` as JSON and `/metrics` in Prometheus text
+/// exposition format 0.0.4. Both read the live counters; nothing is kept between requests.
+public enum StatsRenderer {
+    // MARK: JSON
+
+    public static func json(services: [Service], info: RuntimeInfo) -> String {
+        var out = "{"
+        out += "\"version\":\(quote(BalancerVersion.string)),"
+        out += "\"uptimeSeconds\":\(seconds(info.uptime)),"
+        out += "\"config\":{\"generation\":\(info.generation),\"path\":\(quote(info.configPath)),\"lastReload\":"
+        if let last = info.lastReload {
+            out += "{\"ok\":\(last.ok),\"error\":\(last.error.map(quote) ?? "null"),\"time\":\(seconds(last.time))}"
+        } else {
+            out += "null"
+        }
+        out += "},\"services\":["
+        for (index, service) in services.enumerated() {
+            if index > 0 { out += "," }
+            let config = service.config
+            out += "{\"name\":\(quote(service.name)),\"listen\":\(quote(config.listen.description)),"
+            out += "\"mode\":\(quote(config.mode.rawValue)),"
+            out += "\"activeConnections\":\(service.activeConnections),\"totalConnections\":\(service.totalConnections),"
+            out += "\"failedConnections\":\(service.failedConnections),"
+            out += "\"bytesIn\":\(service.bytesIn),\"bytesOut\":\(service.bytesOut),"
+            out += "\"healthCheck\":\(config.healthCheck.enabled ? quote("on") : quote("off")),"
+            out += "\"endpoints\":["
+            for (position, endpoint) in service.endpoints.enumerated() {
+                if position > 0 { out += "," }
+                out += "{\"address\":\(quote(endpoint.config.name)),\"state\":\(quote(endpoint.isUp ? "up" : "down")),"
+                out += "\"activeConnections\":\(endpoint.activeConnections),\"totalConnections\":\(endpoint.totalConnections),"
+                out += "\"failedConnects\":\(endpoint.failedConnects),"
+                out += "\"bytesIn\":\(endpoint.bytesIn),\"bytesOut\":\(endpoint.bytesOut),"
+                out += "\"checks\":{\"passed\":\(endpoint.checksPassed),\"failed\":\(endpoint.checksFailed),"
+                out += "\"consecutiveFailures\":\(endpoint.health.consecutiveFailures),\"consecutivePasses\":\(endpoint.health.consecutivePasses)}}"
+            }
+            out += "]}"
+        }
+        out += "]}\n"
+        return out
+    }
+
+    /// A JSON string literal.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    private static func seconds(_ value: Double) -> String {
+        let rounded = (value * 1000).rounded() / 1000
+        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+    }
+
+    // MARK: Prometheus
+
+    public static func prometheus(services: [Service], info: RuntimeInfo) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            samples()
+        }
+        func sample(_ name: String, _ labels: [(String, String)], _ value: some CustomStringConvertible) {
+            out += name
+            if !labels.isEmpty {
+                out += "{" + labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
+            }
+            out += " \(value)\n"
+        }
+        func eachEndpoint(_ body: (Service, Endpoint, [(String, String)]) -> Void) {
+            for service in services {
+                for endpoint in service.endpoints {
+                    body(service, endpoint, [("service", service.name), ("endpoint", endpoint.config.name)])
+                }
+            }
+        }
+
+        family("balancerd_build_info", "gauge", "The running version.") {
+            sample("balancerd_build_info", [("version", BalancerVersion.string)], 1)
+        }
+        family("balancerd_uptime_seconds", "gauge", "Seconds since balancerd started.") {
+            sample("balancerd_uptime_seconds", [], seconds(info.uptime))
+        }
+        family("balancerd_config_generation", "gauge", "Configuration generation: 1 at start, one more per successful reload.") {
+            sample("balancerd_config_generation", [], info.generation)
+        }
+        family("balancerd_config_reloads_total", "counter", "Configuration reloads by result.") {
+            sample("balancerd_config_reloads_total", [("result", "success")], info.reloadSuccesses)
+            sample("balancerd_config_reloads_total", [("result", "failure")], info.reloadFailures)
+        }
+        family("balancerd_service_connections_total", "counter", "Client connections accepted by a service, served or not.") {
+            for service in services { sample("balancerd_service_connections_total", [("service", service.name)], service.totalConnections) }
+        }
+        family("balancerd_service_connections_active", "gauge", "Client connections open on a service.") {
+            for service in services { sample("balancerd_service_connections_active", [("service", service.name)], service.activeConnections) }
+        }
+        family("balancerd_service_failed_connections_total", "counter", "Client connections a service could not serve at all.") {
+            for service in services { sample("balancerd_service_failed_connections_total", [("service", service.name)], service.failedConnections) }
+        }
+        family("balancerd_connections_total", "counter", "Client connections served by an endpoint.") {
+            eachEndpoint { _, endpoint, labels in sample("balancerd_connections_total", labels, endpoint.totalConnections) }
+        }
+        family("balancerd_connections_active", "gauge", "Client connections open to an endpoint.") {
+            eachEndpoint { _, endpoint, labels in sample("balancerd_connections_active", labels, endpoint.activeConnections) }
+        }
+        family("balancerd_bytes_total", "counter", "Bytes relayed: in from clients to the endpoint, out from the endpoint to clients.") {
+            eachEndpoint { _, endpoint, labels in
+                sample("balancerd_bytes_total", labels + [("direction", "in")], endpoint.bytesIn)
+                sample("balancerd_bytes_total", labels + [("direction", "out")], endpoint.bytesOut)
+            }
+        }
+        family("balancerd_endpoint_up", "gauge", "1 while the endpoint is up, 0 while it is down.") {
+            eachEndpoint { _, endpoint, labels in sample("balancerd_endpoint_up", labels, endpoint.isUp ? 1 : 0) }
+        }
+        family("balancerd_endpoint_failed_connects_total", "counter", "Connects made for clients that failed (refused, reset, timed out).") {
+            eachEndpoint { _, endpoint, labels in sample("balancerd_endpoint_failed_connects_total", labels, endpoint.failedConnects) }
+        }
+        family("balancerd_health_checks_total", "counter", "Active health checks by result.") {
+            eachEndpoint { _, endpoint, labels in
+                sample("balancerd_health_checks_total", labels + [("result", "pass")], endpoint.checksPassed)
+                sample("balancerd_health_checks_total", labels + [("result", "fail")], endpoint.checksFailed)
+            }
+        }
+        return out
+    }
+
+    private static func escapeLabel(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+}
