@@ -6,7 +6,7 @@ public final class AdminServer {
 
     private let loop: EventLoop
     public let address: SocketAddress
-    let routes: AdminRoutes
+    public let routes: AdminRoutes
     private var fd: Int32 = -1
     private var watcher: IOWatcher?
     private var connections: [Int32: AdminConnection] = [:]

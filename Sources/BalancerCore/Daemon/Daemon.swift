@@ -14,11 +14,19 @@ public final class Daemon {
     private var info: RuntimeInfo!
     private var config: Config!
     private var signals: [SignalWatcher] = []
+    private var configWatcher: ConfigWatcher!
     private var drainTimers: [TimerWatcher] = []
     private var shuttingDown = false
 
     public init(configPath: String, logLevelOverride: LogLevel?) {
-        self.configPath = configPath
+        // Absolute, so that the file watcher and /stats do not depend on the working directory.
+        if configPath.hasPrefix("/") {
+            self.configPath = configPath
+        } else {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+            let cwd = getcwd(&buffer, buffer.count) != nil ? buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } : "."
+            self.configPath = cwd + "/" + configPath
+        }
         self.logLevelOverride = logLevelOverride
     }
 
@@ -65,10 +73,13 @@ public final class Daemon {
         healthChecker = HealthChecker(loop: loop)
         healthChecker.start(services: proxy.services)
         admin.start()
+        configWatcher = ConfigWatcher(loop: loop, path: configPath)
+        configWatcher.onChange = { [unowned self] in self.reload(trigger: "file changed") }
+        configWatcher.start()
 
         watchSignals()
         Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), admin on \(config.admin.listen), config \(configPath)")
-        notifier.notify("READY=1\nSTATUS=serving \(config.services.count) services")
+        notifier.notify("READY=1\nSTATUS=\(statusLine())")
         loop.run()
         admin.close()
         Log.notice("balancerd stopped")
@@ -81,9 +92,7 @@ public final class Daemon {
             watcher.start()
             signals.append(watcher)
         }
-        let hup = SignalWatcher(loop: loop, signal: SIGHUP) {
-            Log.warning("SIGHUP received: configuration reload is not available in this build; the configuration in force is unchanged")
-        }
+        let hup = SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] in self.reload(trigger: "SIGHUP") }
         hup.start()
         signals.append(hup)
     }
@@ -99,6 +108,7 @@ public final class Daemon {
             return
         }
         shuttingDown = true
+        configWatcher.stop()
         healthChecker.stop()
         notifier.notify("STOPPING=1\nSTATUS=draining \(proxy.openConnections) connections")
         proxy.closeListeners()
@@ -123,6 +133,85 @@ public final class Daemon {
             timer.start(after: service.config.drainTimeout)
             drainTimers.append(timer)
         }
+    }
+
+    /// Reads the configuration file again and switches to it, or keeps the one in force.
+    ///
+    /// The new file is validated whole before anything changes; listen addresses kept by
+    /// both keep their sockets; a failure of any kind leaves everything as it was, is
+    /// logged with its position, and is recorded for the admin port.
+    private func reload(trigger: String) {
+        guard !shuttingDown else { return }
+        notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())")
+        let started = loop.now
+        let before = ConfigWatcher.Signature.of(path: configPath)
+        defer {
+            notifier.notify("READY=1\nSTATUS=\(statusLine())")
+        }
+        let next: Config
+        do {
+            next = try ConfigLoader.load(path: configPath)
+        } catch {
+            if trigger == "file changed" && ConfigWatcher.Signature.of(path: configPath) != before {
+                // Read while still being written: the watcher will call again once it is still.
+                Log.info("reload (\(trigger)): the file changed while it was read; waiting for it to settle")
+                return
+            }
+            for problem in error.errors { Log.error("reload rejected: \(problem)") }
+            rejectReload(error.errors.map(\.description).joined(separator: "; "))
+            return
+        }
+        configWatcher.acceptCurrent()
+
+        var newAdmin: AdminServer?
+        if next.admin.listen != admin.address {
+            let candidate = AdminServer(loop: loop, address: next.admin.listen, routes: admin.routes)
+            do {
+                try candidate.bind()
+            } catch {
+                Log.error("reload rejected: admin.listen: \(error)")
+                rejectReload("admin.listen: \(error)")
+                return
+            }
+            newAdmin = candidate
+        }
+        let changes: ReloadChanges
+        do {
+            changes = try proxy.apply(next)
+        } catch {
+            newAdmin?.close()
+            Log.error("reload rejected: \(error); the configuration in force is unchanged")
+            rejectReload(error.description)
+            return
+        }
+        if let newAdmin {
+            admin.close()
+            admin = newAdmin
+            admin.start()
+        }
+        healthChecker.stop()
+        healthChecker.start(services: proxy.services)
+        Log.setLevel(logLevelOverride ?? next.logLevel)
+        config = next
+        info.recordReload(ok: true, error: nil)
+        let elapsed = Int(((loop.nowUpdated - started) * 1000).rounded())
+        Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
+    }
+
+    private func rejectReload(_ error: String) {
+        info.recordReload(ok: false, error: error)
+        Log.error("reload failed: keeping configuration generation \(info.generation)")
+    }
+
+    private func statusLine() -> String {
+        let up = proxy.services.reduce(0) { $0 + $1.endpoints.filter(\.isUp).count }
+        return "\(proxy.services.count) services, \(up)/\(config.endpointCount) endpoints up, \(proxy.openConnections) open connections"
+    }
+
+    private static func monotonicMicroseconds() -> Int {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return spec.tv_sec * 1_000_000 + spec.tv_nsec / 1000
     }
 
     /// Raises the soft RLIMIT_NOFILE to the hard limit: each connection costs two descriptors.

@@ -55,6 +55,12 @@ public final class EventLoop {
     /// The loop's cached time in seconds (updated once per iteration; cheap).
     public var now: Double { ev_now(raw) }
 
+    /// The current time, read now rather than cached (for measuring work inside a callback).
+    public var nowUpdated: Double {
+        ev_now_update(raw)
+        return ev_now(raw)
+    }
+
     /// Queues work to run after the callbacks of the current iteration.
     public func afterCallbacks(_ body: @escaping () -> Void) {
         deferred.append(body)

@@ -3,7 +3,8 @@
 /// Counters are plain integers touched by the loop that owns the service; the admin port
 /// reads them on the same loop.
 public final class Endpoint {
-    public let config: EndpointConfig
+    /// Replaced by a reload that keeps the endpoint (its written name may change).
+    public internal(set) var config: EndpointConfig
     public var address: SocketAddress { config.address }
     public internal(set) var health = HealthState()
     /// With active checks off, when a passively failed endpoint becomes eligible again.

@@ -20,7 +20,7 @@ public final class HealthChecker {
         let offsets = Self.startOffsets(intervals: probes.map { $0.service.config.healthCheck.interval })
         for (probe, offset) in zip(probes, offsets) { probe.start(offset: offset) }
         if !probes.isEmpty {
-            Log.info("health checks: \(probes.count) endpoints checked, spread over their intervals")
+            Log.info("health checks: \(probes.count) endpoint(s) checked, spread over their intervals")
         }
     }
 

@@ -16,6 +16,7 @@ public final class Proxy {
     /// served once descriptors free up, instead of being accepted and then failed.
     public var descriptorCapacity: Int
     private var pausedForDescriptors = false
+    private var accepting = false
     /// Called when the last open session closes (the daemon uses it while draining).
     public var onLastSessionClosed: (() -> Void)?
 
@@ -52,13 +53,77 @@ public final class Proxy {
     }
 
     public func startAccepting() {
+        accepting = true
         listeners.forEach { $0.start() }
     }
 
     /// Stops accepting at once and closes the listening sockets.
     public func closeListeners() {
+        accepting = false
         listeners.forEach { $0.close() }
         listeners.removeAll()
+    }
+
+    /// Switches to a reloaded configuration without dropping anything.
+    ///
+    /// A listen address in both configurations keeps its socket, so no client is refused;
+    /// new addresses are bound first, and if one cannot be bound nothing changes and the
+    /// error is thrown. Services are matched by name and keep their counters; endpoints
+    /// that stay keep their health. Open sessions keep the service and endpoint objects
+    /// they started with and finish on their own.
+    public func apply(_ config: Config) throws(SystemError) -> ReloadChanges {
+        var changes = ReloadChanges()
+        var oldListeners: [SocketAddress: Listener] = [:]
+        for listener in listeners { oldListeners[listener.address] = listener }
+        var newListeners: [Listener] = []
+        var bound: [Listener] = []
+        for service in config.services {
+            if let kept = oldListeners.removeValue(forKey: service.listen) {
+                newListeners.append(kept)
+                continue
+            }
+            do {
+                let fd = try Socket.listen(on: service.listen)
+                let listener = Listener(loop: loop, fd: fd, address: service.listen)
+                bound.append(listener)
+                newListeners.append(listener)
+            } catch {
+                bound.forEach { $0.close() }
+                throw error
+            }
+        }
+
+        var oldServices: [String: Service] = [:]
+        for service in services { oldServices[service.name] = service }
+        let newServices = config.services.map { serviceConfig -> Service in
+            if let kept = oldServices.removeValue(forKey: serviceConfig.name) {
+                let before = Set(kept.endpoints.map(\.address))
+                kept.update(config: serviceConfig)
+                let after = Set(kept.endpoints.map(\.address))
+                changes.endpointsAdded += after.subtracting(before).count
+                changes.endpointsRemoved += before.subtracting(after).count
+                return kept
+            }
+            changes.servicesAdded += 1
+            changes.endpointsAdded += serviceConfig.endpoints.count
+            return Service(config: serviceConfig)
+        }
+        changes.servicesRemoved = oldServices.count
+        for removed in oldServices.values {
+            changes.endpointsRemoved += removed.endpoints.count
+            removed.endpoints.forEach { $0.isRemoved = true }
+        }
+
+        for listener in oldListeners.values { listener.close() }
+        for (listener, service) in zip(newListeners, newServices) {
+            listener.onAccept = { [unowned self, unowned service] client in self.accepted(client, for: service) }
+        }
+        listeners = newListeners
+        services = newServices
+        maxConnections = config.maxConnections
+        descriptorCapacity = Self.sessionsAllowedByFileLimit(services: config.services.count)
+        if accepting && !pausedForDescriptors { bound.forEach { $0.start() } }
+        return changes
     }
 
     /// Ends every open session of `service` (every session when nil).

@@ -1,8 +1,8 @@
 /// A running service: its configuration, its endpoints with their health, the choice of
 /// endpoint for new connections, and its counters.
 public final class Service {
-    public let config: ServiceConfig
-    public let endpoints: [Endpoint]
+    public private(set) var config: ServiceConfig
+    public private(set) var endpoints: [Endpoint]
     private var selector: EndpointSelector
 
     public internal(set) var activeConnections = 0
@@ -18,6 +18,26 @@ public final class Service {
         self.config = config
         endpoints = config.endpoints.map(Endpoint.init)
         selector = EndpointSelector(mode: config.mode, failback: config.failback)
+    }
+
+    /// Takes a reloaded configuration of this service. Endpoints that stay keep their health
+    /// and counters; removed ones get no new connections while their open ones finish.
+    /// New settings (timeouts, checks, mode) apply to new work.
+    func update(config new: ServiceConfig) {
+        var kept: [SocketAddress: Endpoint] = [:]
+        for endpoint in endpoints { kept[endpoint.address] = endpoint }
+        endpoints = new.endpoints.map { endpointConfig in
+            if let endpoint = kept.removeValue(forKey: endpointConfig.address) {
+                endpoint.config = endpointConfig
+                return endpoint
+            }
+            return Endpoint(config: endpointConfig)
+        }
+        for removed in kept.values { removed.isRemoved = true }
+        if new.mode != config.mode || new.failback != config.failback {
+            selector = EndpointSelector(mode: new.mode, failback: new.failback)
+        }
+        config = new
     }
 
     /// The endpoint for a new connection (or a retry that skips `tried`), nil when none is up.

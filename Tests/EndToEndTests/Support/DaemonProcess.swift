@@ -11,11 +11,12 @@ final class DaemonProcess {
     /// Writes `config` to a file, starts the daemon on it and waits (at most 10 s) until it
     /// logs that it started. `environment` adds to the test's own environment.
     /// `launcher` runs before the daemon's own command line (such as `prlimit ... --`).
-    init(config: String, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [], waitForStart: Bool = true) throws {
+    /// `configFile`: use that file, already in place, instead of writing `config`.
+    init(config: String = "", configFile: String? = nil, arguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [], waitForStart: Bool = true) throws {
         directory = Harness.temporaryDirectory()
-        configPath = directory.appendingPathComponent("balancerd.yaml").path
+        configPath = configFile ?? directory.appendingPathComponent("balancerd.yaml").path
         logPath = directory.appendingPathComponent("balancerd.log").path
-        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        if configFile == nil { try config.write(toFile: configPath, atomically: true, encoding: .utf8) }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         let command = launcher + [Harness.balancerd, "--config", configPath, "--log-level", "debug"] + arguments
@@ -42,6 +43,17 @@ final class DaemonProcess {
 
     /// Everything the daemon wrote to stderr so far.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// How many times `text` appears in the log so far.
+    func logCount(_ text: String) -> Int {
+        log.components(separatedBy: text).count - 1
+    }
+
+    /// Replaces the configuration file the way editors and config tools do: a new file
+    /// renamed over the old one.
+    func rewriteConfig(_ text: String) throws {
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
 
     func send(_ signal: Int32) {
         if process.isRunning { kill(process.processIdentifier, signal) }
