@@ -5,17 +5,13 @@ import Testing
 @Suite struct HealthCheckEndToEndTests {
     static let fastChecks = ["healthCheck:", "  interval: 200ms", "  timeout: 200ms", "  rise: 2", "  fall: 2"]
 
-    /// Which backend answers each of `count` new connections.
-    private func answers(_ port: UInt16, count: Int) throws -> [String] {
-        try (0..<count).map { _ in try TestClient(port: port).readLine() }
-    }
 
     @Test func activeCheck_whenBackendStops_takesItDownThenBackAfterRisePasses() throws {
         let a = try BackendProcess(name: "a")
         let b = try BackendProcess(name: "b")
         let port = Harness.freePort()
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address, b.address], service: Self.fastChecks))
-        #expect(try answers(port, count: 4) == ["a", "b", "a", "b"])
+        #expect(try TestClient.answers(port, count: 4) == ["a", "b", "a", "b"])
 
         a.kill()
         // fall × interval = 400 ms, plus a margin.
@@ -23,14 +19,14 @@ import Testing
             daemon.log.contains("service web: endpoint \(a.address) down: connection refused (2 consecutive failures)")
         }
         #expect(down)
-        #expect(try answers(port, count: 4) == ["b", "b", "b", "b"])
+        #expect(try TestClient.answers(port, count: 4) == ["b", "b", "b", "b"])
 
         let restarted = try BackendProcess(name: "a", port: a.port)
         let up = Harness.waitUntil(timeout: 0.4 + 1.5) {
             daemon.log.contains("service web: endpoint \(a.address) up: check passed (2 consecutive passes)")
         }
         #expect(up)
-        #expect(Set(try answers(port, count: 4)) == ["a", "b"])
+        #expect(Set(try TestClient.answers(port, count: 4)) == ["a", "b"])
         _ = restarted
     }
 
@@ -41,16 +37,16 @@ import Testing
         let daemon = try DaemonProcess(config: ConfigText.service(
             port: port, endpoints: [primary.address, standby.address],
             service: ["mode: active-passive", "failback: true"] + Self.fastChecks))
-        #expect(try answers(port, count: 3) == ["primary", "primary", "primary"])
+        #expect(try TestClient.answers(port, count: 3) == ["primary", "primary", "primary"])
 
         primary.kill()
         // The first connection after the kill is already served by the standby (the refused
         // connect is retried there).
-        #expect(try answers(port, count: 3) == ["standby", "standby", "standby"])
+        #expect(try TestClient.answers(port, count: 3) == ["standby", "standby", "standby"])
 
         let back = try BackendProcess(name: "primary", port: primary.port)
         #expect(Harness.waitUntil(timeout: 2) { daemon.log.contains("endpoint \(primary.address) up") })
-        #expect(try answers(port, count: 3) == ["primary", "primary", "primary"])
+        #expect(try TestClient.answers(port, count: 3) == ["primary", "primary", "primary"])
         _ = back
     }
 
@@ -61,19 +57,19 @@ import Testing
         let daemon = try DaemonProcess(config: ConfigText.service(
             port: port, endpoints: [primary.address, standby.address],
             service: ["mode: active-passive", "failback: false"] + Self.fastChecks))
-        #expect(try answers(port, count: 2) == ["primary", "primary"])
+        #expect(try TestClient.answers(port, count: 2) == ["primary", "primary"])
 
         primary.kill()
         #expect(Harness.waitUntil(timeout: 2) { daemon.log.contains("endpoint \(primary.address) down") })
-        #expect(try answers(port, count: 2) == ["standby", "standby"])
+        #expect(try TestClient.answers(port, count: 2) == ["standby", "standby"])
 
         let back = try BackendProcess(name: "primary", port: primary.port)
         #expect(Harness.waitUntil(timeout: 2) { daemon.log.contains("endpoint \(primary.address) up") })
         // The preferred endpoint is up again, but the one in use stays in use...
-        #expect(try answers(port, count: 3) == ["standby", "standby", "standby"])
+        #expect(try TestClient.answers(port, count: 3) == ["standby", "standby", "standby"])
         // ...until it fails.
         standby.kill()
-        #expect(try answers(port, count: 2) == ["primary", "primary"])
+        #expect(try TestClient.answers(port, count: 2) == ["primary", "primary"])
         _ = back
     }
 

@@ -4,9 +4,6 @@ import Testing
 
 /// Live reload: SIGHUP and every kind of file change, with nothing dropped.
 @Suite struct ReloadEndToEndTests {
-    private func answers(_ port: UInt16, count: Int) throws -> [String] {
-        try (0..<count).map { _ in try TestClient(port: port).readLine() }
-    }
 
     @Test func sighup_whenAnEndpointIsAdded_sendsItTraffic() throws {
         let a = try BackendProcess(name: "a")
@@ -14,11 +11,11 @@ import Testing
         let port = Harness.freePort()
         let admin = Harness.freePort()
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address], adminPort: admin))
-        #expect(try answers(port, count: 2) == ["a", "a"])
+        #expect(try TestClient.answers(port, count: 2) == ["a", "a"])
         try daemon.rewriteConfig(ConfigText.service(port: port, endpoints: [a.address, b.address], adminPort: admin))
         daemon.send(SIGHUP)
         #expect(Harness.waitUntil(timeout: 3) { daemon.log.contains("reload (SIGHUP) complete") })
-        #expect(Set(try answers(port, count: 4)) == ["a", "b"])
+        #expect(Set(try TestClient.answers(port, count: 4)) == ["a", "b"])
         let stats = try HTTPClient.stats(adminPort: admin)
         #expect((stats["config"] as? [String: Any])?["generation"] as? Int ?? 0 >= 2)
     }
@@ -117,7 +114,7 @@ import Testing
         try handle.write(contentsOf: Data(ConfigText.service(port: port, endpoints: [b.address], adminPort: admin).utf8))
         try handle.close()
         #expect(Harness.waitUntil(timeout: 1.5) { daemon.log.contains("reload (file changed) complete") })
-        #expect(try answers(port, count: 2) == ["b", "b"])
+        #expect(try TestClient.answers(port, count: 2) == ["b", "b"])
     }
 
     @Test func fileWatcher_whenRenamedOver_reloads() throws {
@@ -128,7 +125,7 @@ import Testing
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address], adminPort: admin))
         try daemon.rewriteConfig(ConfigText.service(port: port, endpoints: [b.address], adminPort: admin))
         #expect(Harness.waitUntil(timeout: 1.5) { daemon.log.contains("reload (file changed) complete") })
-        #expect(try answers(port, count: 2) == ["b", "b"])
+        #expect(try TestClient.answers(port, count: 2) == ["b", "b"])
     }
 
     @Test func fileWatcher_whenAConfigMapSwapsItsDataSymlink_reloads() throws {
@@ -149,14 +146,14 @@ import Testing
         try fm.createSymbolicLink(atPath: volume.appendingPathComponent("..data").path, withDestinationPath: "..2026_11_27_01")
         try fm.createSymbolicLink(atPath: volume.appendingPathComponent("balancerd.yaml").path, withDestinationPath: "..data/balancerd.yaml")
         let daemon = try DaemonProcess(configFile: volume.appendingPathComponent("balancerd.yaml").path)
-        #expect(try answers(port, count: 2) == ["a", "a"])
+        #expect(try TestClient.answers(port, count: 2) == ["a", "a"])
         // The swap: a new version, a temporary link to it, renamed over ..data.
         try version("..2026_11_27_02", b.address)
         try fm.createSymbolicLink(atPath: volume.appendingPathComponent("..data_tmp").path, withDestinationPath: "..2026_11_27_02")
         #expect(rename(volume.appendingPathComponent("..data_tmp").path, volume.appendingPathComponent("..data").path) == 0)
         try fm.removeItem(at: volume.appendingPathComponent("..2026_11_27_01"))
         #expect(Harness.waitUntil(timeout: 1.5) { daemon.log.contains("reload (file changed) complete") })
-        #expect(try answers(port, count: 2) == ["b", "b"])
+        #expect(try TestClient.answers(port, count: 2) == ["b", "b"])
     }
 
     @Test func fileWatcher_whenABurstOfWritesArrives_reloadsOnce() throws {

@@ -31,6 +31,11 @@ final class TestClient: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// The first line (the backend's name) of each of `count` new connections to `port`.
+    static func answers(_ port: UInt16, count: Int) throws -> [String] {
+        try (0..<count).map { _ in try TestClient(port: port).readLine() }
+    }
+
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) throws {
