@@ -8,7 +8,8 @@ cd "$root"
 
 # libev: the event loop; http-parser: the admin port; prometheus: promtool and a real
 # server scraping the admin port in the end-to-end tests.
-ensure_packages libev-dev libhttp-parser-dev prometheus
+# systemd: systemd-analyze and systemd-socket-activate (systemd need not be running).
+ensure_packages libev-dev libhttp-parser-dev prometheus systemd
 trap 'stop_strays "$root"' EXIT
 
 swift build --build-tests

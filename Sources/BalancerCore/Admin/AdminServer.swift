@@ -17,8 +17,13 @@ public final class AdminServer {
         self.routes = routes
     }
 
-    public func bind() throws(SystemError) {
-        fd = try Socket.listen(on: address, backlog: 128)
+    /// Binds the admin address, or takes `passed` (a socket systemd handed over for it).
+    public func bind(passed: Int32? = nil) throws(SystemError) {
+        if let passed {
+            fd = passed
+        } else {
+            fd = try Socket.listen(on: address, backlog: 128)
+        }
     }
 
     public func start() {

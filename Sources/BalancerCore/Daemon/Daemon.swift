@@ -15,6 +15,7 @@ public final class Daemon {
     private var config: Config!
     private var signals: [SignalWatcher] = []
     private var configWatcher: ConfigWatcher!
+    private var watchdog: TimerWatcher?
     private var drainTimers: [TimerWatcher] = []
     private var shuttingDown = false
 
@@ -53,12 +54,13 @@ public final class Daemon {
         loop = EventLoop.makeDefault()
         info = RuntimeInfo(configPath: configPath)
         proxy = Proxy(loop: loop, config: config)
+        proxy.activation = SocketActivation.fromEnvironment()
         admin = AdminServer(loop: loop, address: config.admin.listen,
                             routes: AdminRoutes(info: info) { [unowned self] in self.proxy.services })
         do throws(SystemError) {
             try proxy.bindListeners()
             do throws(SystemError) {
-                try admin.bind()
+                try admin.bind(passed: proxy.activation.take(config.admin.listen))
             } catch {
                 proxy.closeListeners()
                 throw error
@@ -76,6 +78,10 @@ public final class Daemon {
         configWatcher = ConfigWatcher(loop: loop, path: configPath)
         configWatcher.onChange = { [unowned self] in self.reload(trigger: "file changed") }
         configWatcher.start()
+        startWatchdog()
+        for (address, passed) in proxy.activation.sockets {
+            Log.warning("socket \(passed.name) (fd \(passed.fd)) passed by systemd for \(address) matches no service yet; kept for a reload")
+        }
 
         watchSignals()
         Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), admin on \(config.admin.listen), config \(configPath)")
@@ -167,7 +173,7 @@ public final class Daemon {
         if next.admin.listen != admin.address {
             let candidate = AdminServer(loop: loop, address: next.admin.listen, routes: admin.routes)
             do {
-                try candidate.bind()
+                try candidate.bind(passed: proxy.activation.take(next.admin.listen))
             } catch {
                 Log.error("reload rejected: admin.listen: \(error)")
                 rejectReload("admin.listen: \(error)")
@@ -196,6 +202,21 @@ public final class Daemon {
         info.recordReload(ok: true, error: nil)
         let elapsed = Int(((loop.nowUpdated - started) * 1000).rounded())
         Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
+    }
+
+    /// With `WATCHDOG_USEC` set, pings systemd at half that period from the event loop
+    /// itself: a stuck loop stops the pings and systemd restarts the daemon.
+    private func startWatchdog() {
+        guard notifier.isEnabled, let usecText = getenv("WATCHDOG_USEC").map({ String(cString: $0) }),
+              let usec = Double(usecText), usec > 0 else { return }
+        if let pidText = getenv("WATCHDOG_PID").map({ String(cString: $0) }), Int32(pidText) != getpid() { return }
+        let period = usec / 1_000_000 / 2
+        let timer = TimerWatcher(loop: loop) { [unowned self] in
+            self.notifier.notify("WATCHDOG=1\nSTATUS=\(self.statusLine())")
+        }
+        timer.start(after: 0, repeating: period)
+        watchdog = timer
+        Log.info("watchdog: pinging systemd every \(DurationText.format(period))")
     }
 
     private func rejectReload(_ error: String) {

@@ -22,6 +22,13 @@ public enum Socket {
         }
     }
 
+    /// Makes a socket created elsewhere (handed over by systemd) non-blocking and
+    /// close-on-exec, like the ones made here.
+    public static func adopt(_ fd: Int32) {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
     /// A new non-blocking TCP socket.
     public static func open(family: SocketAddress.Family) throws(SystemError) -> Int32 {
         let domain = family == .ipv4 ? AF_INET : AF_INET6

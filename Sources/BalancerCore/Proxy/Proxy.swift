@@ -17,6 +17,8 @@ public final class Proxy {
     public var descriptorCapacity: Int
     private var pausedForDescriptors = false
     private var accepting = false
+    /// Sockets systemd handed over that no service has taken yet (a reload may take them).
+    public var activation = SocketActivation()
     /// Called when the last open session closes (the daemon uses it while draining).
     public var onLastSessionClosed: (() -> Void)?
 
@@ -40,7 +42,7 @@ public final class Proxy {
         var bound: [Listener] = []
         for service in services {
             do {
-                let fd = try Socket.listen(on: service.config.listen)
+                let fd = try listeningSocket(for: service.config.listen)
                 let listener = Listener(loop: loop, fd: fd, address: service.config.listen)
                 listener.onAccept = { [unowned self, unowned service] client in self.accepted(client, for: service) }
                 bound.append(listener)
@@ -50,6 +52,15 @@ public final class Proxy {
             }
         }
         listeners = bound
+    }
+
+    /// The socket systemd passed for `address`, or a newly bound one.
+    private func listeningSocket(for address: SocketAddress) throws(SystemError) -> Int32 {
+        if let fd = activation.take(address) {
+            Log.info("listener \(address): using the socket passed by systemd (fd \(fd))")
+            return fd
+        }
+        return try Socket.listen(on: address)
     }
 
     public func startAccepting() {
@@ -83,7 +94,7 @@ public final class Proxy {
                 continue
             }
             do {
-                let fd = try Socket.listen(on: service.listen)
+                let fd = try listeningSocket(for: service.listen)
                 let listener = Listener(loop: loop, fd: fd, address: service.listen)
                 bound.append(listener)
                 newListeners.append(listener)
