@@ -7,7 +7,9 @@
 // client half-closes, "eof N\n" (N bytes received) before the server closes. Other modes:
 // silent accepts and never answers; close closes at once; reset closes with an RST;
 // noaccept listens with a backlog of 0 and never accepts (once the backlog is full, a
-// connect to it hangs, as to a host that has gone away).
+// connect to it hangs, as to a host that has gone away); proxy reads a PROXY protocol
+// header (v1 or v2) first and greets with "NAME SOURCE\n" (SOURCE is the client address
+// it carried, or LOCAL / UNKNOWN), then echoes as usual.
 import Foundation
 import Glibc
 
@@ -70,7 +72,12 @@ func serve(_ fd: Int32, _ options: Options) {
     default:
         break
     }
-    guard writeText(fd, "\(options.name)\n") else { return }
+    var greeting = options.name
+    if options.mode == "proxy" {
+        guard let source = readProxyHeader(fd) else { return }
+        greeting += " " + source
+    }
+    guard writeText(fd, "\(greeting)\n") else { return }
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     var total = 0
     while true {
@@ -82,6 +89,54 @@ func serve(_ fd: Int32, _ options: Options) {
     }
     _ = writeText(fd, "eof \(total)\n")
     shutdown(fd, Int32(SHUT_WR))
+}
+
+/// Reads exactly `count` bytes.
+func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+    var bytes = [UInt8](repeating: 0, count: count)
+    var got = 0
+    while got < count {
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
+        if n <= 0 { return nil }
+        got += n
+    }
+    return bytes
+}
+
+/// The client address a PROXY header carries ("ip:port", "[ip6]:port", LOCAL or UNKNOWN).
+func readProxyHeader(_ fd: Int32) -> String? {
+    guard let start = readExactly(fd, 12) else { return nil }
+    let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+    if start == signature {
+        guard let fixed = readExactly(fd, 4) else { return nil }
+        let length = Int(fixed[2]) << 8 | Int(fixed[3])
+        guard let body = readExactly(fd, length) else { return nil }
+        if fixed[0] == 0x20 { return "LOCAL" }
+        func port(_ at: Int) -> Int { Int(body[at]) << 8 | Int(body[at + 1]) }
+        if fixed[1] == 0x11 {
+            return body[0..<4].map(String.init).joined(separator: ".") + ":\(port(8))"
+        }
+        if fixed[1] == 0x21 {
+            var raw = in6_addr()
+            withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: body[0..<16]) }
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            inet_ntop(AF_INET6, &raw, &text, socklen_t(text.count))
+            return "[" + text.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } + "]:\(port(32))"
+        }
+        return "UNKNOWN"
+    }
+    // v1: text up to CRLF, at most 107 bytes.
+    var line = start
+    while !(line.count >= 2 && line[line.count - 2] == 0x0D && line[line.count - 1] == 0x0A) && line.count < 108 {
+        guard let byte = readExactly(fd, 1) else { return nil }
+        line += byte
+    }
+    let words = String(decoding: line.dropLast(2), as: UTF8.self).split(separator: " ")
+    guard words.first == "PROXY" else { return nil }
+    if words.count == 6 {
+        return words[1] == "TCP6" ? "[\(words[2])]:\(words[4])" : "\(words[2]):\(words[4])"
+    }
+    return "UNKNOWN"
 }
 
 signal(SIGPIPE, SIG_IGN)

@@ -289,3 +289,61 @@ import Testing
         }
     }
 }
+
+@Suite struct ConfigPolicyKeysTests {
+    @Test func parse_whenPolicyKeysAndLongEndpoints_readsThem() throws {
+        let config = try ConfigLoader.parse("""
+        defaults:
+          balance: least-connections
+          queue: {size: 10, timeout: 2s}
+        services:
+          - name: api
+            listen: 127.0.0.1:30443
+            balance: round-robin
+            proxyProtocol: v2
+            queue:
+              size: 1000
+            endpoints:
+              - 127.0.0.1:8081
+              - address: 127.0.0.1:8082
+                weight: 3
+                maxConnections: 100
+          - name: other
+            listen: 127.0.0.1:30444
+            proxyProtocol: off
+            endpoints: [127.0.0.1:8081]
+        """, path: "p.yaml")
+        let api = config.services[0]
+        #expect(api.balance == .roundRobin)
+        #expect(api.proxyProtocol == .v2)
+        #expect(api.queue == QueueConfig(size: 1000, timeout: 2))
+        #expect(api.endpoints[0].weight == 1 && api.endpoints[0].maxConnections == nil)
+        #expect(api.endpoints[1].weight == 3 && api.endpoints[1].maxConnections == 100)
+        let other = config.services[1]
+        #expect(other.balance == .leastConnections)
+        #expect(other.proxyProtocol == .off)
+        #expect(other.queue == QueueConfig(size: 10, timeout: 2))
+    }
+
+    @Test func error_whenPolicyValuesAreBad_namesEachKey() {
+        do {
+            _ = try ConfigLoader.parse("""
+            services:
+              - name: api
+                listen: 127.0.0.1:30443
+                balance: random
+                proxyProtocol: v3
+                queue: {size: 0, timeout: 5}
+                endpoints:
+                  - address: 127.0.0.1:8082
+                    weight: 300
+                  - weight: 2
+            """, path: "p.yaml")
+            Issue.record("expected errors")
+        } catch {
+            #expect(error.errors.map(\.key) == ["services[0].balance", "services[0].proxyProtocol", "services[0].queue.size",
+                                                "services[0].queue.timeout", "services[0].endpoints[0].weight",
+                                                "services[0].endpoints[1].address"])
+        }
+    }
+}

@@ -22,11 +22,14 @@ public enum StatsRenderer {
             out += "\"activeConnections\":\(service.activeConnections),\"totalConnections\":\(service.totalConnections),"
             out += "\"failedConnections\":\(service.failedConnections),"
             out += "\"bytesIn\":\(service.bytesIn),\"bytesOut\":\(service.bytesOut),"
+            out += "\"queued\":\(service.queued),\"queueTimeouts\":\(service.queueTimeouts),"
+            out += "\"balance\":\(quote(config.balance.rawValue)),\"proxyProtocol\":\(quote(config.proxyProtocol.rawValue)),"
             out += "\"healthCheck\":\(config.healthCheck.enabled ? quote("on") : quote("off")),"
             out += "\"endpoints\":["
             for (position, endpoint) in service.endpoints.enumerated() {
                 if position > 0 { out += "," }
                 out += "{\"address\":\(quote(endpoint.config.name)),\"state\":\(quote(endpoint.isUp ? "up" : "down")),"
+                out += "\"weight\":\(endpoint.config.weight),\"maxConnections\":\(endpoint.config.maxConnections.map(String.init) ?? "null"),"
                 out += "\"activeConnections\":\(endpoint.activeConnections),\"totalConnections\":\(endpoint.totalConnections),"
                 out += "\"failedConnects\":\(endpoint.failedConnects),"
                 out += "\"bytesIn\":\(endpoint.bytesIn),\"bytesOut\":\(endpoint.bytesOut),"
@@ -107,6 +110,12 @@ public enum StatsRenderer {
         }
         family("balancerd_service_failed_connections_total", "counter", "Client connections a service could not serve at all.") {
             for service in services { sample("balancerd_service_failed_connections_total", [("service", service.name)], service.failedConnections) }
+        }
+        family("balancerd_service_queued", "gauge", "Connections waiting in a service's queue for a free endpoint slot.") {
+            for service in services { sample("balancerd_service_queued", [("service", service.name)], service.queued) }
+        }
+        family("balancerd_service_queue_timeouts_total", "counter", "Connections closed after waiting queue.timeout.") {
+            for service in services { sample("balancerd_service_queue_timeouts_total", [("service", service.name)], service.queueTimeouts) }
         }
         family("balancerd_connections_total", "counter", "Client connections served by an endpoint.") {
             eachEndpoint { _, endpoint, labels in sample("balancerd_connections_total", labels, endpoint.totalConnections) }

@@ -44,6 +44,23 @@ public struct EndpointConfig: Sendable, Equatable {
     public var name: String
     /// Resolved when the configuration was loaded.
     public var address: SocketAddress
+    /// 1-256, for round-robin and least-connections.
+    public var weight: Int = 1
+    /// Open connections allowed to this endpoint; nil is unlimited.
+    public var maxConnections: Int?
+
+    public init(name: String, address: SocketAddress, weight: Int = 1, maxConnections: Int? = nil) {
+        self.name = name
+        self.address = address
+        self.weight = weight
+        self.maxConnections = maxConnections
+    }
+}
+
+/// Where connections wait while every eligible endpoint is at its `maxConnections`.
+public struct QueueConfig: Sendable, Equatable {
+    public var size: Int = 1000
+    public var timeout: Double = 5
 }
 
 public struct ServiceConfig: Sendable {
@@ -56,6 +73,10 @@ public struct ServiceConfig: Sendable {
     public var drainTimeout: Double = 30
     public var retries: Int = 2
     public var healthCheck = HealthCheckConfig()
+    public var balance: BalancePolicy = .roundRobin
+    public var proxyProtocol: ProxyProtocolVersion = .off
+    /// nil: a connection that finds every eligible endpoint full is closed at once.
+    public var queue: QueueConfig?
     /// The default check interval: with `healthCheck: off` it is how long passive failures
     /// keep an endpoint down.
     public var passiveDownTime: Double = 2

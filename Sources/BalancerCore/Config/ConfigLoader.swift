@@ -107,7 +107,9 @@ final class ConfigParser {
 
     // MARK: Defaults and services
 
-    private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck"]
+    /// The keys a service shares with `defaults`.
+    private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck",
+                                     "balance", "proxyProtocol", "queue"]
 
     private func parseDefaults(_ node: Node, into template: inout ServiceConfig) {
         guard let map = fields(node, "defaults", allowed: Self.timingKeys) else { return }
@@ -131,6 +133,21 @@ final class ConfigParser {
         }
         if let f = map["healthCheck"] {
             parseHealthCheck(f.value, "\(prefix).healthCheck", into: &service.healthCheck)
+        }
+        if let f = map["balance"] {
+            service.balance = enumValue(f.value, "\(prefix).balance", BalancePolicy.self) ?? service.balance
+        }
+        if let f = map["proxyProtocol"] {
+            // YAML reads a bare `off` as a boolean; the text is what counts here.
+            service.proxyProtocol = enumValue(f.value, "\(prefix).proxyProtocol", ProxyProtocolVersion.self) ?? service.proxyProtocol
+        }
+        if let f = map["queue"], let queue = fields(f.value, "\(prefix).queue", allowed: ["size", "timeout"]) {
+            var config = service.queue ?? QueueConfig()
+            if let size = queue["size"] { config.size = integer(size.value, "\(prefix).queue.size", in: 1...1_000_000) ?? config.size }
+            if let timeout = queue["timeout"] {
+                config.timeout = duration(timeout.value, "\(prefix).queue.timeout", allowZero: false) ?? config.timeout
+            }
+            service.queue = config
         }
     }
 
@@ -220,12 +237,31 @@ final class ConfigParser {
         var seen: Set<SocketAddress> = []
         for (index, item) in list.enumerated() {
             let itemKey = "\(key)[\(index)]"
-            guard let text = string(item, itemKey), let address = address(item, itemKey) else { continue }
-            if !seen.insert(address).inserted {
-                fail(at: item, itemKey, "\(text) is listed twice")
+            var endpoint: EndpointConfig
+            var addressNode = item
+            if item.mapping != nil {
+                // Long form: address, weight, maxConnections.
+                guard let map = fields(item, itemKey, allowed: ["address", "weight", "maxConnections"]) else { continue }
+                guard let node = map["address"] else {
+                    fail(at: item, "\(itemKey).address", "missing; an endpoint needs host:port")
+                    continue
+                }
+                addressNode = node.value
+                guard let text = string(node.value, "\(itemKey).address"), let address = address(node.value, "\(itemKey).address") else { continue }
+                endpoint = EndpointConfig(name: text, address: address)
+                if let f = map["weight"] { endpoint.weight = integer(f.value, "\(itemKey).weight", in: 1...256) ?? 1 }
+                if let f = map["maxConnections"] {
+                    endpoint.maxConnections = integer(f.value, "\(itemKey).maxConnections", in: 1...100_000_000)
+                }
+            } else {
+                guard let text = string(item, itemKey), let address = address(item, itemKey) else { continue }
+                endpoint = EndpointConfig(name: text, address: address)
+            }
+            if !seen.insert(endpoint.address).inserted {
+                fail(at: addressNode, itemKey, "\(endpoint.name) is listed twice")
                 continue
             }
-            endpoints.append(EndpointConfig(name: text, address: address))
+            endpoints.append(endpoint)
         }
         return endpoints
     }

@@ -98,10 +98,19 @@ public enum Socket {
 
     /// The address a socket is bound to.
     public static func localAddress(_ fd: Int32) -> SocketAddress? {
+        address(fd, getsockname)
+    }
+
+    /// The address of a connected socket's peer.
+    public static func peerAddress(_ fd: Int32) -> SocketAddress? {
+        address(fd, getpeername)
+    }
+
+    private static func address(_ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> SocketAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &length) }
         }
         guard rc == 0 else { return nil }
         return withUnsafePointer(to: &storage) {

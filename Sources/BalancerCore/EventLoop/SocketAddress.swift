@@ -27,6 +27,20 @@ public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Senda
         }
     }
 
+    /// The address in network byte order (4 or 16 bytes).
+    public var addressBytes: [UInt8]? {
+        switch family {
+        case .ipv4:
+            var v4 = in_addr()
+            guard inet_pton(AF_INET, host, &v4) == 1 else { return nil }
+            return withUnsafeBytes(of: &v4) { Array($0) }
+        case .ipv6:
+            var v6 = in6_addr()
+            guard inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+            return withUnsafeBytes(of: &v6) { Array($0) }
+        }
+    }
+
     /// Splits `host:port` or `[v6]:port` into its two parts; nil when the shape is wrong.
     public static func split(_ text: String) -> (host: String, port: String, bracketed: Bool)? {
         if text.hasPrefix("[") {

@@ -45,6 +45,7 @@ final class HealthProbe {
         let watcher = IOWatcher(loop: loop, fd: fd, handler: { [unowned self] _ in
             let code = Socket.pendingError(self.fd)
             if code == 0 {
+                self.sendLocalHeader()
                 self.finish(passed: true, reason: "check passed")
             } else {
                 self.finish(passed: false, reason: SystemError(errno: code, operation: "check").reason)
@@ -55,6 +56,7 @@ final class HealthProbe {
         do {
             switch try Socket.connect(fd, to: endpoint.address) {
             case .done:
+                sendLocalHeader()
                 finish(passed: true, reason: "check passed")
             case .wouldBlock:
                 watcher.watch(.write)
@@ -68,6 +70,14 @@ final class HealthProbe {
                 finish(passed: false, reason: error.reason)
             }
         }
+    }
+
+    /// An endpoint that expects the PROXY protocol gets the LOCAL form from a check, so it
+    /// does not log a protocol error for every check.
+    private func sendLocalHeader() {
+        let header = ProxyProtocolHeader.local(service.config.proxyProtocol)
+        guard !header.isEmpty else { return }
+        header.withUnsafeBytes { _ = try? Socket.write(fd, from: $0.baseAddress!, count: $0.count) }
     }
 
     private func finish(passed: Bool, reason: String) {

@@ -14,8 +14,10 @@ public enum CloseReason: Sendable, Equatable {
     case connectFailed
     /// No endpoint of the service was up.
     case noHealthyEndpoint
-    /// A connection limit was reached.
+    /// A connection limit was reached (with no queue, or a full one).
     case overLimit
+    /// Waited in the service's queue for `queue.timeout` without a free slot.
+    case queueTimeout
     /// Both directions finished with a FIN.
     case completed
     /// A side reset the connection, or a read or write on it failed.
@@ -28,7 +30,7 @@ public enum CloseReason: Sendable, Equatable {
     /// True when the client was never served.
     public var isFailure: Bool {
         switch self {
-        case .connectFailed, .noHealthyEndpoint, .overLimit: true
+        case .connectFailed, .noHealthyEndpoint, .overLimit, .queueTimeout: true
         default: false
         }
     }
@@ -84,6 +86,17 @@ public struct ConnectionState: Sendable, Equatable {
     public mutating func noEndpoint() -> Action {
         let reason: CloseReason = attempts > 1 ? .connectFailed : .noHealthyEndpoint
         return close(reason)
+    }
+
+    /// Every endpoint that could take the connection is full, and there is no room to wait.
+    public mutating func allFull() -> Action {
+        close(.overLimit)
+    }
+
+    /// Waited in the queue too long.
+    public mutating func queueTimeout() -> Action {
+        guard phase == .connecting else { return .none }
+        return close(.queueTimeout)
     }
 
     /// The connect in progress failed or timed out.

@@ -11,13 +11,32 @@ public final class Service {
     public internal(set) var failedConnections = 0
     public internal(set) var bytesIn: UInt64 = 0
     public internal(set) var bytesOut: UInt64 = 0
+    /// Connections that waited for a free slot until `queue.timeout`.
+    public internal(set) var queueTimeouts = 0
+    /// Connections waiting for a free endpoint slot, in arrival order.
+    private var waiting: [Session] = []
+    public var queued: Int { waiting.count }
 
     public var name: String { config.name }
+
+    /// The outcome of choosing an endpoint for a connection.
+    enum Choice {
+        case endpoint(Endpoint)
+        /// Endpoints are up, but each one this connection may use is at its maxConnections.
+        case allFull
+        case noneUp
+    }
 
     public init(config: ServiceConfig) {
         self.config = config
         endpoints = config.endpoints.map(Endpoint.init)
-        selector = EndpointSelector(mode: config.mode, failback: config.failback)
+        selector = Self.makeSelector(config)
+    }
+
+    private static func makeSelector(_ config: ServiceConfig) -> EndpointSelector {
+        var selector = EndpointSelector(mode: config.mode, failback: config.failback, policy: config.balance)
+        selector.names = config.endpoints.map(\.address.description)
+        return selector
     }
 
     /// Takes a reloaded configuration of this service. Endpoints that stay keep their health
@@ -34,20 +53,65 @@ public final class Service {
             return Endpoint(config: endpointConfig)
         }
         for removed in kept.values { removed.isRemoved = true }
-        if new.mode != config.mode || new.failback != config.failback {
-            selector = EndpointSelector(mode: new.mode, failback: new.failback)
+        if new.mode != config.mode || new.failback != config.failback || new.balance != config.balance {
+            selector = Self.makeSelector(new)
+        } else {
+            selector.names = new.endpoints.map(\.address.description)
         }
         config = new
+        serveQueue()
     }
 
-    /// The endpoint for a new connection (or a retry that skips `tried`), nil when none is up.
-    func choose(excluding tried: [Endpoint], now: Double) -> Endpoint? {
-        let endpoints = self.endpoints
-        let index = selector.choose(
-            count: endpoints.count,
-            isUp: { self.isEligible(endpoints[$0], now: now) },
-            isExcluded: { i in tried.contains { $0 === endpoints[i] } })
-        return index.map { endpoints[$0] }
+    /// The endpoint for a new connection (or a retry that skips `tried`). `clientKey` is the
+    /// hash of the client's address, for source-ip.
+    func choose(excluding tried: [Endpoint], now: Double, clientKey: UInt64 = 0) -> Choice {
+        var anyUp = false
+        var anyFree = false
+        let candidates = endpoints.map { endpoint -> EndpointSelector.Candidate in
+            let up = isEligible(endpoint, now: now)
+            let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
+            let tried = tried.contains { $0 === endpoint }
+            if up && !tried {
+                anyUp = true
+                if !full { anyFree = true }
+            }
+            return EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
+                                              activeConnections: endpoint.activeConnections)
+        }
+        if !anyUp { return .noneUp }
+        if !anyFree { return .allFull }
+        guard let index = selector.choose(candidates, clientKey: clientKey) else { return .noneUp }
+        return .endpoint(endpoints[index])
+    }
+
+    /// Whether a policy needs the client's address to choose.
+    var needsClientAddress: Bool { config.mode == .activeActive && config.balance == .sourceIP }
+
+    // MARK: Queue
+
+    /// Puts a connection that found every endpoint full in the queue; false when the
+    /// service has no queue or it is full.
+    func enqueue(_ session: Session, atFront: Bool = false) -> Bool {
+        guard let queue = config.queue, waiting.count < queue.size || atFront else { return false }
+        if atFront { waiting.insert(session, at: 0) } else { waiting.append(session) }
+        return true
+    }
+
+    func leaveQueue(_ session: Session) {
+        if let index = waiting.firstIndex(where: { $0 === session }) { waiting.remove(at: index) }
+    }
+
+    /// A slot may have freed (a connection ended, an endpoint came up, a reload): let the
+    /// connections at the head of the queue try again, in arrival order.
+    func serveQueue() {
+        while !waiting.isEmpty {
+            let session = waiting.removeFirst()
+            if !session.retryFromQueue() {
+                // Still full: it keeps its place at the head.
+                waiting.insert(session, at: 0)
+                return
+            }
+        }
     }
 
     private func isEligible(_ endpoint: Endpoint, now: Double) -> Bool {
@@ -77,7 +141,6 @@ public final class Service {
     }
 
     func connectSucceeded(_ endpoint: Endpoint) {
-        endpoint.activeConnections += 1
         endpoint.totalConnections += 1
         _ = endpoint.health.recordPass(rise: config.healthCheck.rise)
     }
@@ -89,6 +152,7 @@ public final class Service {
         if passed {
             if endpoint.health.recordPass(rise: check.rise) == .wentUp {
                 Log.notice("service \(name): endpoint \(endpoint.config.name) up: \(reason) (\(check.rise) consecutive passes)")
+                serveQueue()
             }
         } else {
             if endpoint.health.recordFailure(fall: check.fall) == .wentDown {

@@ -17,7 +17,11 @@ final class Session {
     /// Endpoints whose connect failed for this client; a retry skips them.
     private var failed: [Endpoint] = []
     private(set) var state: ConnectionState
-    private var connectedToEndpoint = false
+    /// Counted in `endpoint.activeConnections` (from the start of the connect, so that
+    /// connects in flight count against `maxConnections`).
+    private var holdsSlot = false
+    /// Waiting in the service's queue for a free slot.
+    private var queued = false
     private let downWatcher: IOWatcher
     private var upWatcher: IOWatcher?
     private let timer: TimerWatcher
@@ -60,12 +64,50 @@ final class Session {
     }
 
     private func connectNext() {
-        let now = proxy.loop.now
-        guard let endpoint = service.choose(excluding: failed, now: now) else {
+        let key = service.needsClientAddress ? clientKey() : 0
+        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key) {
+        case .noneUp:
             perform(state.noEndpoint())
-            return
+        case .allFull:
+            if service.enqueue(self), let queue = service.config.queue {
+                queued = true
+                timer.start(after: queue.timeout)
+            } else {
+                perform(state.allFull())
+            }
+        case .endpoint(let endpoint):
+            connect(to: endpoint)
         }
+    }
+
+    /// Called by the service when a slot may have freed. Returns false when every endpoint
+    /// is still full (the session stays queued).
+    func retryFromQueue() -> Bool {
+        let key = service.needsClientAddress ? clientKey() : 0
+        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key) {
+        case .allFull:
+            return false
+        case .noneUp:
+            queued = false
+            timer.stop()
+            perform(state.noEndpoint())
+        case .endpoint(let endpoint):
+            queued = false
+            timer.stop()
+            connect(to: endpoint)
+        }
+        return true
+    }
+
+    /// The client's address hashed, for source-ip affinity (the address, not the port).
+    private func clientKey() -> UInt64 {
+        MaglevTable.fnv1a(Socket.peerAddress(downstream)?.host ?? "")
+    }
+
+    private func connect(to endpoint: Endpoint) {
         self.endpoint = endpoint
+        endpoint.activeConnections += 1
+        holdsSlot = true
         let fd: Int32
         do {
             fd = try Socket.open(family: endpoint.address.family)
@@ -95,6 +137,7 @@ final class Session {
         if let endpoint {
             service.connectFailed(endpoint, error: error, now: proxy.loop.now)
             failed.append(endpoint)
+            releaseSlot()
         }
         endpoint = nil
         dropUpstream()
@@ -104,7 +147,6 @@ final class Session {
     private func connectSucceeded() {
         guard let endpoint else { return }
         timer.stop()
-        connectedToEndpoint = true
         service.connectSucceeded(endpoint)
         perform(state.connected())
     }
@@ -112,7 +154,45 @@ final class Session {
     private func startRelay() {
         lastActivity = proxy.loop.now
         timer.start(after: service.config.idleTimeout)
+        let version = service.config.proxyProtocol
+        if version != .off {
+            sendProxyHeader(version)
+            if state.phase == .closed { return }
+        }
         updateInterest()
+    }
+
+    /// The PROXY header goes first on the upstream; what the socket does not take at once
+    /// waits in `toUpstream`, and the client is not read until it is written.
+    private func sendProxyHeader(_ version: ProxyProtocolVersion) {
+        guard let source = Socket.peerAddress(downstream), let destination = Socket.localAddress(downstream) else {
+            perform(state.reset(.downstream))
+            return
+        }
+        let header = ProxyProtocolHeader.proxied(version, source: source, destination: destination)
+        header.withUnsafeBytes { bytes in
+            do {
+                var written = 0
+                while written < bytes.count {
+                    switch try Socket.write(upstream, from: bytes.baseAddress! + written, count: bytes.count - written) {
+                    case .done(let n): written += n
+                    case .wouldBlock:
+                        toUpstream.store(bytes.baseAddress! + written, count: bytes.count - written)
+                        return
+                    }
+                }
+            } catch {
+                perform(state.reset(.upstream))
+            }
+        }
+    }
+
+    /// Gives back the endpoint slot this session held, and lets a queued connection have it.
+    private func releaseSlot() {
+        guard holdsSlot, let endpoint else { return }
+        holdsSlot = false
+        endpoint.activeConnections -= 1
+        service.serveQueue()
     }
 
     private func dropUpstream() {
@@ -135,7 +215,11 @@ final class Session {
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
-        if connectedToEndpoint, let endpoint { endpoint.activeConnections -= 1 }
+        if queued {
+            queued = false
+            service.leaveQueue(self)
+        }
+        releaseSlot()
         if reason.isFailure {
             service.failedConnections += 1
             Log.info("service \(service.name): client connection closed: \(describe(reason))")
@@ -147,7 +231,8 @@ final class Session {
         switch reason {
         case .connectFailed: "every connect failed (\(state.attempts) tried)"
         case .noHealthyEndpoint: "no endpoint is up"
-        case .overLimit: "connection limit reached"
+        case .overLimit: "every endpoint is at its connection limit"
+        case .queueTimeout: "waited \(DurationText.format(service.config.queue?.timeout ?? 0)) in the queue"
         default: "\(reason)"
         }
     }
@@ -177,6 +262,11 @@ final class Session {
 
     private func timerFired() {
         switch state.phase {
+        case .connecting where queued:
+            queued = false
+            service.leaveQueue(self)
+            service.queueTimeouts += 1
+            perform(state.queueTimeout())
         case .connecting:
             connectFailed(nil)
         case .relaying:

@@ -10,8 +10,21 @@ final class TestClient: @unchecked Sendable {
 
     enum ReadError: Error, Equatable { case timedOut, reset, failed(Int32) }
 
-    init(port: UInt16, timeout: Double = 5) throws {
+    /// `source`: a local address to connect from (127.0.0.2, 127.0.0.3, … are all loopback).
+    init(port: UInt16, timeout: Double = 5, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(source)
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if rc != 0 {
+                close(fd)
+                throw HarnessError("bind \(source): \(String(cString: strerror(errno)))")
+            }
+        }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
