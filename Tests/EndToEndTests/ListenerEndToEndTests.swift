@@ -9,21 +9,8 @@ import Testing
         let config = ConfigText.service(port: port, endpoints: [backend.address])
             .replacingOccurrences(of: "listen: 127.0.0.1:\(port)", with: "listen: \"[::1]:\(port)\"")
         let daemon = try DaemonProcess(config: config)
-        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in6()
-        address.sin6_family = sa_family_t(AF_INET6)
-        address.sin6_port = port.bigEndian
-        address.sin6_addr = in6addr_loopback
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-        }
-        #expect(rc == 0)
-        var reply = [UInt8](repeating: 0, count: 2)
-        #expect(read(fd, &reply, 2) == 2)
-        #expect(reply == Array("a\n".utf8))
+        let client = try TestClient(port: port, ipv6: true)
+        #expect(try client.readLine() == "a")
         _ = daemon
     }
 

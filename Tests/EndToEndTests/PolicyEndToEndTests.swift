@@ -4,16 +4,6 @@ import Testing
 
 /// Balancing policies, endpoint limits with queueing, and the PROXY protocol.
 @Suite struct PolicyEndToEndTests {
-    /// The local port of a connected client socket.
-    private func localPort(_ client: TestClient) -> UInt16 {
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(client.fd, $0, &length) }
-        }
-        return UInt16(bigEndian: address.sin_port)
-    }
-
     @Test func sourceIP_clientsStickToTheirEndpoint_andTwoDaemonsAgree() throws {
         let backends = try ["a", "b", "c"].map { try BackendProcess(name: $0) }
         let first = Harness.freePort()
@@ -105,7 +95,7 @@ import Testing
         let port = Harness.freePort()
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address], service: ["proxyProtocol: \(version)"]))
         let client = try TestClient(port: port, source: "127.0.0.7")
-        #expect(try client.readLine() == "a 127.0.0.7:\(localPort(client))")
+        #expect(try client.readLine() == "a 127.0.0.7:\(client.localPort)")
         // Client bytes follow the header unchanged.
         try client.send("payload")
         client.shutdownWrite()
@@ -119,26 +109,8 @@ import Testing
         let config = ConfigText.service(port: port, endpoints: [backend.address], service: ["proxyProtocol: v2"])
             .replacingOccurrences(of: "listen: 127.0.0.1:\(port)", with: "listen: \"[::1]:\(port)\"")
         let daemon = try DaemonProcess(config: config)
-        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in6()
-        address.sin6_family = sa_family_t(AF_INET6)
-        address.sin6_port = port.bigEndian
-        address.sin6_addr = in6addr_loopback
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-        }
-        #expect(rc == 0)
-        var local = sockaddr_in6()
-        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        var reply = [UInt8](repeating: 0, count: 64)
-        let n = read(fd, &reply, reply.count)
-        #expect(String(decoding: reply[0..<max(0, n)], as: UTF8.self) == "a [::1]:\(UInt16(bigEndian: local.sin6_port))\n")
+        let client = try TestClient(port: port, ipv6: true)
+        #expect(try client.readLine() == "a [::1]:\(client.localPort)")
         withExtendedLifetime(daemon) {}
     }
 
