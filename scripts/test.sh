@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the unit tests and the end-to-end
 # tests that run the real daemon against real backends on 127.0.0.1.
+#
+#   scripts/test.sh                      # everything
+#   scripts/test.sh --sanitize address   # everything, under AddressSanitizer (or thread)
+#   scripts/test.sh --filter Reload      # extra arguments go to `swift test`
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -12,7 +16,19 @@ cd "$root"
 ensure_packages libev-dev libhttp-parser-dev prometheus systemd
 trap 'stop_strays "$root"' EXIT
 
-swift build --build-tests
+build=(--build-path .build)
+if [ "${1:-}" = "--sanitize" ]; then
+    kind="${2:?--sanitize needs address or thread}"
+    shift 2
+    # A build folder of its own, so that the plain build stays as it was.
+    build=(--build-path ".build-$kind" --sanitize="$kind")
+    export BALANCERD_BUILD_DIR="$root/.build-$kind/debug"
+    # The daemon and backends run as separate processes; their reports must fail the run.
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
+fi
+
+swift build "${build[@]}" --build-tests
 # Every test is written with Swift Testing; skipping the empty XCTest pass keeps its
 # "0 tests" line out of the output.
-swift test --skip-build --disable-xctest "$@"
+swift test "${build[@]}" --skip-build --disable-xctest "$@"

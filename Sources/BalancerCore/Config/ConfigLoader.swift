@@ -16,9 +16,12 @@ public enum ConfigLoader {
         return try parse(text, path: path)
     }
 
+    /// Turns a host name into an address; the default asks the system resolver.
+    public typealias Resolver = @Sendable (_ host: String, _ port: UInt16) -> Result<SocketAddress, SocketAddress.ResolveError>
+
     /// Validates YAML `text` as if read from `path`.
-    public static func parse(_ text: String, path: String) throws(ConfigErrors) -> Config {
-        let parser = ConfigParser(path: path)
+    public static func parse(_ text: String, path: String, resolver: @escaping Resolver = SocketAddress.resolve) throws(ConfigErrors) -> Config {
+        let parser = ConfigParser(path: path, resolver: resolver)
         let config = parser.parseDocument(text)
         if let config, parser.errors.isEmpty { return config }
         throw ConfigErrors(errors: parser.errors)
@@ -29,9 +32,13 @@ public enum ConfigLoader {
 /// first, so one run of `--check-config` shows everything to fix.
 final class ConfigParser {
     let path: String
+    private let resolver: ConfigLoader.Resolver
     private(set) var errors: [ConfigError] = []
 
-    init(path: String) { self.path = path }
+    init(path: String, resolver: @escaping ConfigLoader.Resolver) {
+        self.path = path
+        self.resolver = resolver
+    }
 
     // MARK: Document
 
@@ -366,7 +373,7 @@ final class ConfigParser {
             }
             return address
         }
-        switch SocketAddress.resolve(host: parts.host, port: port) {
+        switch resolver(parts.host, port) {
         case .success(let address):
             return address
         case .failure(let error):

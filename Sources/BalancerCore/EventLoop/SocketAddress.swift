@@ -95,6 +95,11 @@ public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Senda
     public struct ResolveError: Error, Sendable {
         public let host: String
         public let reason: String
+
+        public init(host: String, reason: String) {
+            self.host = host
+            self.reason = reason
+        }
     }
 
     /// Reads a kernel `sockaddr` (as filled by accept or getsockname).

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+import BalancerCore
+
+/// Replays the fuzzers' seed corpus and every crash they ever found (Fuzz/), so that a crash
+/// once fixed stays fixed.
+@Suite struct FuzzCorpusTests {
+    static let fuzzDirectory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fuzz")
+
+    private func inputs(_ target: String) throws -> [URL] {
+        let fm = FileManager.default
+        let corpus = try fm.contentsOfDirectory(at: Self.fuzzDirectory.appendingPathComponent("corpus/\(target)"), includingPropertiesForKeys: nil)
+        let crashes = (try? fm.contentsOfDirectory(at: Self.fuzzDirectory.appendingPathComponent("crashes"), includingPropertiesForKeys: nil)) ?? []
+        return corpus + crashes.filter { $0.lastPathComponent.hasPrefix("\(target)-") }
+    }
+
+    @Test func configCorpus_parsesOrFailsCleanly() throws {
+        let files = try inputs("config")
+        #expect(files.count >= 5)
+        let numericOnly: ConfigLoader.Resolver = { host, port in
+            SocketAddress.numeric(host: host, port: port).map { .success($0) }
+                ?? .failure(SocketAddress.ResolveError(host: host, reason: "not resolved in tests"))
+        }
+        var valid = 0
+        for file in files {
+            let text = String(decoding: try Data(contentsOf: file), as: UTF8.self)
+            if (try? ConfigLoader.parse(text, path: file.lastPathComponent, resolver: numericOnly)) != nil { valid += 1 }
+        }
+        #expect(valid >= 3)
+    }
+
+    @Test func adminRequestCorpus_parsesOrFailsCleanly() throws {
+        let files = try inputs("admin-request")
+        #expect(files.count >= 5)
+        for file in files {
+            let bytes = Array(try Data(contentsOf: file).dropFirst())
+            let parser = AdminRequestParser()
+            var rest = bytes[...]
+            while !rest.isEmpty {
+                let outcome = Array(rest).withUnsafeBytes { parser.feed($0) }
+                guard case .request(_, let consumed) = outcome else { break }
+                rest = rest.dropFirst(consumed)
+                parser.reset()
+            }
+        }
+    }
+}
