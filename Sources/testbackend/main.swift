@@ -9,7 +9,9 @@
 // noaccept listens with a backlog of 0 and never accepts (once the backlog is full, a
 // connect to it hangs, as to a host that has gone away); proxy reads a PROXY protocol
 // header (v1 or v2) first and greets with "NAME SOURCE\n" (SOURCE is the client address
-// it carried, or LOCAL / UNKNOWN), then echoes as usual.
+// it carried, or LOCAL / UNKNOWN), then echoes as usual; flood greets, then writes as fast
+// as the connection takes and never reads; noread accepts and neither reads nor writes;
+// resetafter greets, reads 1000 bytes, then resets the connection.
 import Foundation
 import Glibc
 
@@ -68,6 +70,22 @@ func serve(_ fd: Int32, _ options: Options) {
     case "silent":
         var sink = [UInt8](repeating: 0, count: 4096)
         while read(fd, &sink, sink.count) > 0 {}
+        return
+    case "noread":
+        // Hold the connection until the peer goes away, reading nothing.
+        let peerClosed: Int16 = 0x2000  // POLLRDHUP, which Glibc's module hides without _GNU_SOURCE
+        var poller = pollfd(fd: fd, events: peerClosed, revents: 0)
+        while poll(&poller, 1, 1000) == 0 || poller.revents & peerClosed == 0 {}
+        return
+    case "flood":
+        guard writeText(fd, "\(options.name)\n") else { return }
+        let block = [UInt8](repeating: 0x46, count: 65536)
+        while block.withUnsafeBytes({ writeAll(fd, $0.baseAddress!, $0.count) }) {}
+        return
+    case "resetafter":
+        guard writeText(fd, "\(options.name)\n"), readExactly(fd, 1000) != nil else { return }
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         return
     default:
         break
@@ -159,7 +177,7 @@ let bound = withUnsafePointer(to: &address) {
     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
 }
 guard bound == 0 else { fatal("bind \(options.host):\(options.port): \(String(cString: strerror(errno)))") }
-guard listen(listener, options.mode == "noaccept" ? 0 : 1024) == 0 else { fatal("listen failed") }
+guard listen(listener, options.mode == "noaccept" ? 0 : 65535) == 0 else { fatal("listen failed") }
 var actual = sockaddr_in()
 var length = socklen_t(MemoryLayout<sockaddr_in>.size)
 _ = withUnsafeMutablePointer(to: &actual) {

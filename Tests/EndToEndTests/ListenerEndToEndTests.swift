@@ -28,8 +28,8 @@ import Testing
         let backend = try BackendProcess(name: "a")
         let port = Harness.freePort()
         let config = ConfigText.service(port: port, endpoints: [backend.address])
-        // A hard limit of 40 descriptors: about fifteen proxied connections fill it.
-        let daemon = try DaemonProcess(config: config, launcher: ["/usr/bin/prlimit", "--nofile=40:40", "--"])
+        // A hard limit of 64 descriptors: about fifteen proxied connections fill it.
+        let daemon = try DaemonProcess(config: config, launcher: ["/usr/bin/prlimit", "--nofile=64:64", "--"])
         var clients: [TestClient] = []
         for _ in 0..<40 { clients.append(try TestClient(port: port, timeout: 1)) }
         #expect(Harness.waitUntil(timeout: 5) { daemon.log.contains("listeners paused") })

@@ -173,7 +173,7 @@ public final class Proxy {
     static func sessionsAllowedByFileLimit(services: Int) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return Int.max }
-        let reserve = 16 + services
+        let reserve = 32 + services
         return max(1, (Int(limit.rlim_cur) - reserve) / 2)
     }
 

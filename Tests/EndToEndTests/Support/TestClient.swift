@@ -13,7 +13,9 @@ final class TestClient: @unchecked Sendable {
     /// `source`: a local address to connect from (127.0.0.2, 127.0.0.3, … are all loopback).
     /// `ipv6`: connect to [::1] instead of 127.0.0.1.
     init(port: UInt16, timeout: Double = 5, source: String? = nil, ipv6: Bool = false) throws {
-        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // Close-on-exec: daemons and backends started by tests running alongside must not
+        // inherit this socket (it would count against their descriptor budget).
+        fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         if let source {
             var local = sockaddr_in()
             local.sin_family = sa_family_t(AF_INET)
