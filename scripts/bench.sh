@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Benchmarks balancerd against HAProxy (TCP mode, twice: plain and with forced splice),
+# nginx's stream module and a direct connection, on the same backends, in one run.
+#
+#   scripts/bench.sh [--quick]
+#
+# Everything it starts it stops. Traffic stays on 127.0.0.1. Results are printed as one
+# table; nothing here is a test and nothing fails on a figure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+. scripts/lib/packages.sh
+
+ensure_packages libev-dev libhttp-parser-dev haproxy nginx libnginx-mod-stream iperf3 wrk
+swift build -c release --product balancerd >/dev/null
+exec python3 scripts/bench.py --balancerd "$(swift build -c release --show-bin-path)/balancerd" "$@"
