@@ -22,11 +22,13 @@ import Testing
         ((try? HTTPClient.stats(adminPort: admin))?["services"] as? [[String: Any]])?.first ?? [:]
     }
 
-    @Test func clientThatNeverReads_whileEndpointFloods_backpressureBoundsMemory() throws {
+    @Test(arguments: ["splice", "copy"])
+    func clientThatNeverReads_whileEndpointFloods_backpressureBoundsMemory(relay: String) throws {
         let backend = try BackendProcess(name: "a", mode: "flood")
         let port = Harness.freePort()
         let admin = Harness.freePort()
-        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address], adminPort: admin))
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address], adminPort: admin),
+                                       environment: ["BALANCERD_RELAY": relay])
         let before = Self.rssKiB(daemon.pid)
         let client = try TestClient(port: port)
         #expect(try client.readLine() == "a")

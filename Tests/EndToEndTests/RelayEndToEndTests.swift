@@ -9,10 +9,15 @@ import Testing
         return hash
     }
 
-    @Test func relay_eightMebibytesEachWay_arriveIntact() throws {
+    /// Both relay paths: splice(2) through pipes (the default) and buffered copies.
+    static let relayModes = ["splice", "copy"]
+
+    @Test(arguments: relayModes)
+    func relay_eightMebibytesEachWay_arriveIntact(mode: String) throws {
         let backend = try BackendProcess(name: "a")
         let port = Harness.freePort()
-        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address]))
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address]),
+                                       environment: ["BALANCERD_RELAY": mode])
         let size = 8 * 1024 * 1024
         var generator = SystemRandomNumberGenerator()
         let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -32,10 +37,12 @@ import Testing
         _ = daemon
     }
 
-    @Test func relay_whenClientHalfCloses_finReachesEndpointAndReplyStillArrives() throws {
+    @Test(arguments: relayModes)
+    func relay_whenClientHalfCloses_finReachesEndpointAndReplyStillArrives(mode: String) throws {
         let backend = try BackendProcess(name: "a")
         let port = Harness.freePort()
-        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address]))
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address]),
+                                       environment: ["BALANCERD_RELAY": mode])
         let client = try TestClient(port: port)
         try client.send("hello")
         client.shutdownWrite()

@@ -10,6 +10,11 @@ public final class Proxy {
     private var listeners: [Listener] = []
     private var sessions: [Int32: Session] = [:]
     let relayBuffer: UnsafeMutableRawBufferPointer
+    /// Pipes for the zero-copy relay.
+    let pipes = PipePool()
+    /// splice(2) relay; off with `BALANCERD_RELAY=copy` in the environment (for comparison
+    /// and tests), or by itself where the kernel refuses splice on these sockets.
+    private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
     public var maxConnections: Int
     /// Sessions the file descriptor limit leaves room for (two descriptors each). At that
     /// many, listeners pause, so that waiting clients stay in the kernel's backlog and are
@@ -166,6 +171,12 @@ public final class Proxy {
             Log.warning("listeners paused: \(sessions.count) connections open, as many as the file descriptor limit allows; resuming as connections close")
         }
         session.start()
+    }
+
+    func spliceUnsupported(_ error: SystemError) {
+        guard spliceEnabled else { return }
+        spliceEnabled = false
+        Log.warning("splice unavailable (\(error.reason)); relaying with buffered copies")
     }
 
     /// Half of the soft RLIMIT_NOFILE, less a reserve for listeners, the admin port, health

@@ -1,8 +1,12 @@
+import Glibc
+
 /// One client connection and its upstream: carries out what its `ConnectionState` decides.
 ///
-/// Bytes are read into the loop's shared buffer and written straight to the other side;
-/// a short write keeps the remainder in `PendingBytes` and stops reading the source until
-/// it has been written (backpressure). An idle connection holds no buffer.
+/// Bytes move by `splice(2)` through a pipe taken from the loop's pool for as long as they
+/// are in flight (zero-copy); where splice cannot be used, they are read into the loop's
+/// shared buffer and written straight on. Either way, what the destination does not take
+/// at once stays in the pipe (or in `PendingBytes`) and the source is not read until it has
+/// been written (backpressure). An idle connection holds no pipe and no buffer.
 ///
 /// A session never frees itself inside its own callback: `close` hands it to the proxy,
 /// which drops the last reference after the loop's current callbacks.
@@ -28,6 +32,9 @@ final class Session {
     private var lastActivity: Double = 0
     private var toUpstream = PendingBytes()
     private var toDownstream = PendingBytes()
+    /// A pipe still holding bytes for that side (the zero-copy path), and how many.
+    private var pipeToUpstream: (pipe: PipePool.Pipe, count: Int)?
+    private var pipeToDownstream: (pipe: PipePool.Pipe, count: Int)?
 
     init(proxy: Proxy, service: Service, downstream: Int32) {
         self.proxy = proxy
@@ -215,6 +222,9 @@ final class Session {
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
+        // A pipe kept here still holds bytes: it cannot go back to the pool.
+        if let held = pipeToUpstream { PipePool.close(held.pipe); pipeToUpstream = nil }
+        if let held = pipeToDownstream { PipePool.close(held.pipe); pipeToDownstream = nil }
         if queued {
             queued = false
             service.leaveQueue(self)
@@ -282,8 +292,75 @@ final class Session {
         }
     }
 
-    /// Reads from `source` and writes straight to its peer, a bounded number of times.
     private func relay(from source: Side) {
+        if proxy.spliceEnabled {
+            relaySpliced(from: source)
+        } else {
+            relayCopied(from: source)
+        }
+    }
+
+    /// Splices from `source` into a pipe and on to its peer, a bounded number of times.
+    private func relaySpliced(from source: Side) {
+        let sourceFD = source == .downstream ? downstream : upstream
+        let destinationFD = source == .downstream ? upstream : downstream
+        for _ in 0..<Self.readsPerWakeup {
+            guard let pipe = proxy.pipes.take() else {
+                // No descriptor for a pipe: copy instead of failing the connection.
+                relayCopied(from: source)
+                return
+            }
+            let count: Int
+            do {
+                switch try Socket.splice(from: sourceFD, to: pipe.writeEnd, count: Proxy.relayChunk) {
+                case .wouldBlock:
+                    proxy.pipes.give(pipe)
+                    return
+                case .done(let n):
+                    count = n
+                }
+            } catch {
+                proxy.pipes.give(pipe)
+                if error.errno == EINVAL || error.errno == ENOSYS {
+                    proxy.spliceUnsupported(error)
+                    relayCopied(from: source)
+                } else {
+                    perform(state.reset(source))
+                }
+                return
+            }
+            if count == 0 {
+                proxy.pipes.give(pipe)
+                perform(state.finReceived(from: source, buffered: false))
+                return
+            }
+            lastActivity = proxy.loop.now
+            var left = count
+            do {
+                while left > 0 {
+                    switch try Socket.splice(from: pipe.readEnd, to: destinationFD, count: left) {
+                    case .done(let n) where n > 0:
+                        left -= n
+                        countBytes(n, from: source)
+                    default:
+                        // The destination is full: the rest waits in the pipe.
+                        if source == .downstream { pipeToUpstream = (pipe, left) } else { pipeToDownstream = (pipe, left) }
+                        updateInterest()
+                        return
+                    }
+                }
+            } catch {
+                PipePool.close(pipe)
+                perform(state.reset(source.peer))
+                return
+            }
+            proxy.pipes.give(pipe)
+            if count < Proxy.relayChunk { return }
+        }
+    }
+
+    /// Reads from `source` and writes straight to its peer, a bounded number of times.
+    private func relayCopied(from source: Side) {
         let sourceFD = source == .downstream ? downstream : upstream
         let destinationFD = source == .downstream ? upstream : downstream
         let buffer = proxy.relayBuffer
@@ -331,12 +408,24 @@ final class Session {
     /// Writes what waits for `destination`; once empty, resumes reading its source.
     private func flush(toward destination: Side) {
         let source = destination.peer
+        let destinationFD = destination == .upstream ? upstream : downstream
         do {
-            let n: Int
+            var n: Int
             if destination == .upstream {
                 n = try toUpstream.flush(to: upstream)
             } else {
                 n = try toDownstream.flush(to: downstream)
+            }
+            if var held = destination == .upstream ? pipeToUpstream : pipeToDownstream {
+                while held.count > 0 {
+                    guard case .done(let moved) = try Socket.splice(from: held.pipe.readEnd, to: destinationFD, count: held.count),
+                          moved > 0 else { break }
+                    held.count -= moved
+                    n += moved
+                }
+                let remaining: (pipe: PipePool.Pipe, count: Int)? = held.count > 0 ? held : nil
+                if remaining == nil { proxy.pipes.give(held.pipe) }
+                if destination == .upstream { pipeToUpstream = remaining } else { pipeToDownstream = remaining }
             }
             if n > 0 {
                 lastActivity = proxy.loop.now
@@ -346,8 +435,12 @@ final class Session {
             perform(state.reset(destination))
             return
         }
-        let empty = destination == .upstream ? toUpstream.isEmpty : toDownstream.isEmpty
-        perform(empty ? state.drained(from: source) : .none)
+        perform(hasPending(toward: destination) ? .none : state.drained(from: source))
+    }
+
+    /// Whether bytes wait to be written to `side`.
+    private func hasPending(toward side: Side) -> Bool {
+        side == .upstream ? (!toUpstream.isEmpty || pipeToUpstream != nil) : (!toDownstream.isEmpty || pipeToDownstream != nil)
     }
 
     @inline(__always)
@@ -368,10 +461,12 @@ final class Session {
         guard state.phase == .relaying else { return }
         var down: IOEvents = []
         var up: IOEvents = []
-        if state.isReading(from: .downstream) && toUpstream.isEmpty { down.insert(.read) }
-        if state.isReading(from: .upstream) && toDownstream.isEmpty { up.insert(.read) }
-        if !toDownstream.isEmpty { down.insert(.write) }
-        if !toUpstream.isEmpty { up.insert(.write) }
+        let waitingUp = hasPending(toward: .upstream)
+        let waitingDown = hasPending(toward: .downstream)
+        if state.isReading(from: .downstream) && !waitingUp { down.insert(.read) }
+        if state.isReading(from: .upstream) && !waitingDown { up.insert(.read) }
+        if waitingDown { down.insert(.write) }
+        if waitingUp { up.insert(.write) }
         downWatcher.watch(down)
         upWatcher?.watch(up)
     }
