@@ -2,9 +2,9 @@ import Glibc
 
 /// One client connection and its upstream: carries out what its `ConnectionState` decides.
 ///
-/// Bytes move by `splice(2)` through a pipe taken from the loop's pool for as long as they
-/// are in flight (zero-copy); where splice cannot be used, they are read into the loop's
-/// shared buffer and written straight on. Either way, what the destination does not take
+/// Bulk transfers move by `splice(2)` through a pipe taken from the loop's pool for as long
+/// as bytes are in flight (zero-copy); short exchanges, and everything where splice cannot
+/// be used, are read into the loop's shared buffer and written straight on. Either way, what the destination does not take
 /// at once stays in the pipe (or in `PendingBytes`) and the source is not read until it has
 /// been written (backpressure). An idle connection holds no pipe and no buffer.
 ///
@@ -35,6 +35,11 @@ final class Session {
     /// A pipe still holding bytes for that side (the zero-copy path), and how many.
     private var pipeToUpstream: (pipe: PipePool.Pipe, count: Int)?
     private var pipeToDownstream: (pipe: PipePool.Pipe, count: Int)?
+    /// Directions (by source side) that moved a full buffer in one read: bulk transfers,
+    /// which go by splice from then on. Short exchanges stay on copies, which cost less
+    /// for a few bytes than two splices through a pipe.
+    private var splicingFromDownstream = false
+    private var splicingFromUpstream = false
 
     init(proxy: Proxy, service: Service, downstream: Int32) {
         self.proxy = proxy
@@ -293,7 +298,7 @@ final class Session {
     }
 
     private func relay(from source: Side) {
-        if proxy.spliceEnabled {
+        if proxy.spliceEnabled && (source == .downstream ? splicingFromDownstream : splicingFromUpstream) {
             relaySpliced(from: source)
         } else {
             relayCopied(from: source)
@@ -402,6 +407,12 @@ final class Session {
             }
             countBytes(written, from: source)
             if count < buffer.count { return }
+            // A full buffer: a bulk transfer. Splice from here on.
+            if proxy.spliceEnabled {
+                if source == .downstream { splicingFromDownstream = true } else { splicingFromUpstream = true }
+                relaySpliced(from: source)
+                return
+            }
         }
     }
 
