@@ -37,8 +37,9 @@ args = parser.parse_args()
 DURATION = 3 if args.quick else 8
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-# Each idle connection costs the proxy two descriptors; stay under the hard limit.
-IDLE = min(2000 if args.quick else 10000, (hard - 200) // 2)
+# Each idle connection costs the proxy two descriptors; stay under the hard limit with
+# room for what HAProxy reserves beyond 2 x maxconn (and its pipes, capped by maxpipes).
+IDLE = min(2000 if args.quick else 10000, (hard - 2000) // 2)
 WORK = tempfile.mkdtemp(prefix="balancerd-bench-")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 processes = []
@@ -153,7 +154,8 @@ def haproxy_config(http_front, iperf_front, splice):
     options = "  option splice-request\n  option splice-response\n" if splice else ""
     return f"""global
   nbthread 2
-  maxconn {IDLE + 1000}
+  maxconn {IDLE + 100}
+  maxpipes 500
 defaults
   mode tcp
   timeout connect 2s
