@@ -46,9 +46,6 @@ public final class EventLoop {
     /// Runs until `stop()` or until no active watcher is left.
     public func run() { _ = ev_run(raw, 0) }
 
-    /// Runs one iteration, waiting for events if none are pending.
-    public func runOnce() { _ = ev_run(raw, Int32(EVRUN_ONCE)) }
-
     /// Makes `run()` return after the current iteration.
     public func stop() { ev_break(raw, Int32(EVBREAK_ALL)) }
 

@@ -85,13 +85,6 @@ public enum Socket {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    /// Closes with an RST instead of a FIN (SO_LINGER 0), for connections cut on purpose.
-    public static func abort(_ fd: Int32) {
-        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-        Glibc.close(fd)
-    }
-
     public static func close(_ fd: Int32) {
         Glibc.close(fd)
     }

@@ -41,7 +41,4 @@ public final class HealthChecker {
         probes.forEach { $0.stop() }
         probes.removeAll()
     }
-
-    /// How many endpoints are being checked.
-    public var count: Int { probes.count }
 }

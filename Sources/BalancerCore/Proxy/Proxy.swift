@@ -149,10 +149,6 @@ public final class Proxy {
         }
     }
 
-    public func openConnections(of service: Service) -> Int {
-        service.activeConnections
-    }
-
     private func accepted(_ fd: Int32, for service: Service) {
         service.totalConnections += 1
         if sessions.count >= maxConnections {
