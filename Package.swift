@@ -20,7 +20,11 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser"),
         .target(
             name: "BalancerCore",
-            dependencies: ["CEv", "CHTTPParser", .product(name: "Yams", package: "Yams")]
+            dependencies: ["CEv", "CHTTPParser", .product(name: "Yams", package: "Yams")],
+            // Release builds skip the run-time exclusivity checks: a callgrind profile put
+            // them at ~11% of the instructions per proxied connection. Debug builds (and so
+            // the test suite) keep them.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .executableTarget(
             name: "balancerd",
