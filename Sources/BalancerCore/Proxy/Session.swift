@@ -4,9 +4,10 @@ import Glibc
 ///
 /// Bulk transfers move by `splice(2)` through a pipe taken from the loop's pool for as long
 /// as bytes are in flight (zero-copy); short exchanges, and everything where splice cannot
-/// be used, are read into the loop's shared buffer and written straight on. Either way, what the destination does not take
-/// at once stays in the pipe (or in `PendingBytes`) and the source is not read until it has
-/// been written (backpressure). An idle connection holds no pipe and no buffer.
+/// be used, are read into the loop's shared buffer and written straight on. Either way,
+/// what the destination does not take at once stays in the pipe (or in `PendingBytes`) and
+/// the source is not read until it has been written (backpressure). An idle connection
+/// holds no pipe and no buffer.
 ///
 /// A session never frees itself inside its own callback: `close` hands it to the proxy,
 /// which drops the last reference after the loop's current callbacks.
