@@ -37,6 +37,20 @@ import Testing
         withExtendedLifetime(a) {}
     }
 
+    @Test func reload_whenTimeoutsChange_newConnectionsGetTheNewSettings() throws {
+        let a = try BackendProcess(name: "a")
+        let port = Harness.freePort()
+        let admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address], adminPort: admin))
+        try daemon.rewriteConfig(ConfigText.service(port: port, endpoints: [a.address], service: ["idleTimeout: 300ms"], adminPort: admin))
+        daemon.send(SIGHUP)
+        #expect(Harness.waitUntil(timeout: 3) { daemon.log.contains("reload (SIGHUP) complete") })
+        // Under the old 1h idle timeout this connection would stay open; now it is closed.
+        let client = try TestClient(port: port, timeout: 5)
+        #expect(try client.readLine() == "a")
+        #expect(client.waitForClose() == "eof")
+    }
+
     @Test func reload_whenAServiceIsRemoved_itsPortStopsAccepting() throws {
         let a = try BackendProcess(name: "a")
         let kept = Harness.freePort()
