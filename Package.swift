@@ -33,8 +33,9 @@ let package = Package(
         // A small TCP server used by the demo and the end-to-end tests as an upstream.
         .executableTarget(name: "testbackend"),
         // libFuzzer targets (scripts/fuzz.sh); a plain build gives corpus replayers.
-        .executableTarget(name: "fuzz-config", dependencies: ["BalancerCore"]),
-        .executableTarget(name: "fuzz-admin-request", dependencies: ["BalancerCore"]),
+        .target(name: "FuzzDriver"),
+        .executableTarget(name: "fuzz-config", dependencies: ["BalancerCore", "FuzzDriver"]),
+        .executableTarget(name: "fuzz-admin-request", dependencies: ["BalancerCore", "FuzzDriver"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "testbackend"]),
     ],
