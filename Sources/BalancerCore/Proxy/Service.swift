@@ -4,6 +4,8 @@ public final class Service {
     public private(set) var config: ServiceConfig
     public private(set) var endpoints: [Endpoint]
     private var selector: EndpointSelector
+    /// Reused by every choice, so that choosing allocates nothing per connection.
+    private var candidates: [EndpointSelector.Candidate] = []
 
     public internal(set) var activeConnections = 0
     public internal(set) var totalConnections = 0
@@ -67,16 +69,17 @@ public final class Service {
     func choose(excluding tried: [Endpoint], now: Double, clientKey: UInt64 = 0) -> Choice {
         var anyUp = false
         var anyFree = false
-        let candidates = endpoints.map { endpoint -> EndpointSelector.Candidate in
+        candidates.removeAll(keepingCapacity: true)
+        for endpoint in endpoints {
             let up = isEligible(endpoint, now: now)
             let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
-            let tried = tried.contains { $0 === endpoint }
+            let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
             if up && !tried {
                 anyUp = true
                 if !full { anyFree = true }
             }
-            return EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
-                                              activeConnections: endpoint.activeConnections)
+            candidates.append(EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
+                                                         activeConnections: endpoint.activeConnections))
         }
         if !anyUp { return .noneUp }
         if !anyFree { return .allFull }
