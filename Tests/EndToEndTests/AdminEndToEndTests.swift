@@ -24,7 +24,7 @@ import Testing
         // The daemon closes its side right after relaying the last FIN.
         var service: [String: Any] = [:]
         let settled = Harness.waitUntil(timeout: 5) {
-            service = ((try? HTTPClient.stats(adminPort: admin))?["services"] as? [[String: Any]])?.first ?? [:]
+            service = HTTPClient.firstService(adminPort: admin)
             return service["activeConnections"] as? Int == 0
         }
         #expect(settled)
@@ -51,7 +51,7 @@ import Testing
         let dead = "127.0.0.1:\(Harness.freePort())"
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [dead], service: ["retries: 0", "healthCheck: off"], adminPort: admin))
         for _ in 0..<2 { _ = try TestClient(port: port, timeout: 2).waitForClose() }
-        let service = ((try HTTPClient.stats(adminPort: admin))["services"] as? [[String: Any]])?.first ?? [:]
+        let service = HTTPClient.firstService(adminPort: admin)
         #expect(service["totalConnections"] as? Int == 2)
         #expect(service["failedConnections"] as? Int == 2)
         let endpoint = (service["endpoints"] as? [[String: Any]])?.first ?? [:]

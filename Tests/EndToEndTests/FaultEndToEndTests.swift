@@ -18,10 +18,6 @@ import Testing
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
-    private func service(_ admin: UInt16) -> [String: Any] {
-        ((try? HTTPClient.stats(adminPort: admin))?["services"] as? [[String: Any]])?.first ?? [:]
-    }
-
     @Test(arguments: ["splice", "copy"])
     func clientThatNeverReads_whileEndpointFloods_backpressureBoundsMemory(relay: String) throws {
         let backend = try BackendProcess(name: "a", mode: "flood")
@@ -34,9 +30,9 @@ import Testing
         #expect(try client.readLine() == "a")
         // The endpoint writes as fast as it can; the client reads nothing more.
         usleep(1_000_000)
-        let first = service(admin)["bytesOut"] as? Int ?? -1
+        let first = HTTPClient.firstService(adminPort: admin)["bytesOut"] as? Int ?? -1
         usleep(1_000_000)
-        let second = service(admin)["bytesOut"] as? Int ?? -2
+        let second = HTTPClient.firstService(adminPort: admin)["bytesOut"] as? Int ?? -2
         // Both socket buffers filled, then the daemon stopped reading the endpoint.
         #expect(first == second, "bytes kept flowing to a client that reads nothing: \(first) then \(second)")
         #expect(first < 64 * 1024 * 1024)
@@ -126,9 +122,9 @@ import Testing
         for client in held { #expect(try client.readLine() == "a") }
         let refused = try TestClient(port: port, timeout: 2)
         #expect(refused.waitForClose() != nil)
-        #expect(service(admin)["failedConnections"] as? Int == 1)
+        #expect(HTTPClient.firstService(adminPort: admin)["failedConnections"] as? Int == 1)
         held.removeFirst()
-        #expect(Harness.waitUntil(timeout: 3) { service(admin)["activeConnections"] as? Int == 4 })
+        #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["activeConnections"] as? Int == 4 })
         #expect(try TestClient(port: port).readLine() == "a")
         #expect(daemon.isRunning)
         withExtendedLifetime(held) {}
@@ -160,14 +156,14 @@ import Testing
             clients += batch
         }
         #expect(greeted == count)
-        #expect(service(admin)["activeConnections"] as? Int == count)
+        #expect(HTTPClient.firstService(adminPort: admin)["activeConnections"] as? Int == count)
         let perConnection = (Self.rssKiB(daemon.pid) - before) * 1024 / count
         // Two sockets' worth of bookkeeping, no buffers: a few KiB at most.
         if ProcessInfo.processInfo.environment["BALANCERD_SANITIZER"] == nil {
             #expect(perConnection < 8 * 1024, "\(perConnection) bytes of RSS per idle connection")
         }
         clients.removeAll()
-        #expect(Harness.waitUntil(timeout: 20) { service(admin)["activeConnections"] as? Int == 0 })
+        #expect(Harness.waitUntil(timeout: 20) { HTTPClient.firstService(adminPort: admin)["activeConnections"] as? Int == 0 })
     }
 
     @Test func soak_200000ShortConnections_leaveNoDescriptorOrMemoryBehind() throws {
@@ -177,7 +173,7 @@ import Testing
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address], adminPort: admin))
         // Warm up (allocator pools, lazily made buffers), then take the baseline.
         for _ in 0..<2000 { _ = try TestClient(port: port).readLine() }
-        #expect(Harness.waitUntil(timeout: 10) { service(admin)["activeConnections"] as? Int == 0 })
+        #expect(Harness.waitUntil(timeout: 10) { HTTPClient.firstService(adminPort: admin)["activeConnections"] as? Int == 0 })
         let descriptors = Self.openDescriptors(daemon.pid)
         let memory = Self.rssKiB(daemon.pid)
 
@@ -204,7 +200,7 @@ import Testing
         #expect(done.wait(timeout: .now() + 240) == .success)
         #expect(counters.failed == 0)
         #expect(counters.served == total)
-        #expect(Harness.waitUntil(timeout: 20) { service(admin)["activeConnections"] as? Int == 0 })
+        #expect(Harness.waitUntil(timeout: 20) { HTTPClient.firstService(adminPort: admin)["activeConnections"] as? Int == 0 })
         #expect(Self.openDescriptors(daemon.pid) == descriptors)
         // Under a sanitizer freed memory sits in its quarantine: RSS says nothing there.
         if ProcessInfo.processInfo.environment["BALANCERD_SANITIZER"] == nil {

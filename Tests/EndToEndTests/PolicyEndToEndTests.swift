@@ -23,28 +23,30 @@ import Testing
         withExtendedLifetime((one, two)) {}
     }
 
-    @Test func maxConnections_whenEndpointIsFull_queuesAndServesInArrivalOrder() throws {
-        let backend = try BackendProcess(name: "a")
-        let port = Harness.freePort()
-        let admin = Harness.freePort()
-        let daemon = try DaemonProcess(config: """
+    /// One service whose single endpoint takes one connection at a time, with a queue.
+    private func queuedService(port: UInt16, admin: UInt16, endpoint: String, queue: String) -> String {
+        """
         admin: {listen: 127.0.0.1:\(admin)}
         services:
           - name: api
             listen: 127.0.0.1:\(port)
-            queue: {size: 5, timeout: 10s}
+            queue: \(queue)
             endpoints:
-              - {address: \(backend.address), maxConnections: 1}
-        """)
+              - {address: \(endpoint), maxConnections: 1}
+        """
+    }
+
+    @Test func maxConnections_whenEndpointIsFull_queuesAndServesInArrivalOrder() throws {
+        let backend = try BackendProcess(name: "a")
+        let port = Harness.freePort()
+        let admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: queuedService(port: port, admin: admin, endpoint: backend.address, queue: "{size: 5, timeout: 10s}"))
         let holder = try TestClient(port: port)
         #expect(try holder.readLine() == "a")
         let second = try TestClient(port: port)
         let third = try TestClient(port: port)
-        func service() throws -> [String: Any] {
-            ((try HTTPClient.stats(adminPort: admin))["services"] as? [[String: Any]])?.first ?? [:]
-        }
-        #expect(Harness.waitUntil(timeout: 3) { (try? service())?["queued"] as? Int == 2 })
-        let endpoint = ((try service())["endpoints"] as? [[String: Any]])?.first ?? [:]
+        #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["queued"] as? Int == 2 })
+        let endpoint = (HTTPClient.firstService(adminPort: admin)["endpoints"] as? [[String: Any]])?.first ?? [:]
         #expect(endpoint["maxConnections"] as? Int == 1)
         #expect(endpoint["weight"] as? Int == 1)
         // Free the slot: the first to arrive is served, the other keeps waiting.
@@ -52,7 +54,7 @@ import Testing
         holder.shutdownWrite()
         _ = try holder.readToEnd()
         #expect(try second.readLine() == "a")
-        #expect(Harness.waitUntil(timeout: 3) { (try? service())?["queued"] as? Int == 1 })
+        #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["queued"] as? Int == 1 })
         second.shutdownWrite()
         _ = try second.readToEnd()
         #expect(try third.readLine() == "a")
@@ -63,26 +65,16 @@ import Testing
         let backend = try BackendProcess(name: "a")
         let port = Harness.freePort()
         let admin = Harness.freePort()
-        let daemon = try DaemonProcess(config: """
-        admin: {listen: 127.0.0.1:\(admin)}
-        services:
-          - name: api
-            listen: 127.0.0.1:\(port)
-            queue: {size: 1, timeout: 300ms}
-            endpoints:
-              - {address: \(backend.address), maxConnections: 1}
-        """)
+        let daemon = try DaemonProcess(config: queuedService(port: port, admin: admin, endpoint: backend.address, queue: "{size: 1, timeout: 300ms}"))
         let holder = try TestClient(port: port)
         #expect(try holder.readLine() == "a")
         let waiting = try TestClient(port: port, timeout: 5)
         // Wait until it is queued, so the next one finds the queue full.
-        #expect(Harness.waitUntil(timeout: 3) {
-            ((try? HTTPClient.stats(adminPort: admin))?["services"] as? [[String: Any]])?.first?["queued"] as? Int == 1
-        })
+        #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["queued"] as? Int == 1 })
         let overflow = try TestClient(port: port, timeout: 1)
         #expect(overflow.waitForClose() != nil)
         #expect(waiting.waitForClose() != nil)
-        let service = ((try HTTPClient.stats(adminPort: admin))["services"] as? [[String: Any]])?.first ?? [:]
+        let service = HTTPClient.firstService(adminPort: admin)
         #expect(service["queueTimeouts"] as? Int == 1)
         #expect(service["failedConnections"] as? Int == 2)
         #expect(service["queued"] as? Int == 0)

@@ -116,28 +116,24 @@ import Testing
         #expect(try TestClient(port: port).readLine() == "a")
     }
 
-    @Test func fileWatcher_whenEditedInPlace_reloads() throws {
+    /// An edit in place (truncate and write the same inode, as `>` or an editor without
+    /// backup files does) and an atomic rename over the file (as most tools do).
+    @Test(arguments: ["edit in place", "rename over"])
+    func fileWatcher_whenTheFileChanges_reloads(how: String) throws {
         let a = try BackendProcess(name: "a")
         let b = try BackendProcess(name: "b")
         let port = Harness.freePort()
         let admin = Harness.freePort()
         let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address], adminPort: admin))
-        // Truncate and write the same inode, as `>` or an editor without backup files does.
-        let handle = try #require(FileHandle(forWritingAtPath: daemon.configPath))
-        try handle.truncate(atOffset: 0)
-        try handle.write(contentsOf: Data(ConfigText.service(port: port, endpoints: [b.address], adminPort: admin).utf8))
-        try handle.close()
-        #expect(Harness.waitUntil(timeout: 1.5) { daemon.log.contains("reload (file changed) complete") })
-        #expect(try TestClient.answers(port, count: 2) == ["b", "b"])
-    }
-
-    @Test func fileWatcher_whenRenamedOver_reloads() throws {
-        let a = try BackendProcess(name: "a")
-        let b = try BackendProcess(name: "b")
-        let port = Harness.freePort()
-        let admin = Harness.freePort()
-        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [a.address], adminPort: admin))
-        try daemon.rewriteConfig(ConfigText.service(port: port, endpoints: [b.address], adminPort: admin))
+        let next = ConfigText.service(port: port, endpoints: [b.address], adminPort: admin)
+        if how == "edit in place" {
+            let handle = try #require(FileHandle(forWritingAtPath: daemon.configPath))
+            try handle.truncate(atOffset: 0)
+            try handle.write(contentsOf: Data(next.utf8))
+            try handle.close()
+        } else {
+            try daemon.rewriteConfig(next)
+        }
         #expect(Harness.waitUntil(timeout: 1.5) { daemon.log.contains("reload (file changed) complete") })
         #expect(try TestClient.answers(port, count: 2) == ["b", "b"])
     }

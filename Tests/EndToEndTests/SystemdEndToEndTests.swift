@@ -87,6 +87,9 @@ import Testing
         verify.standardError = output
         verify.standardOutput = output
         try verify.run()
+        let finished = Harness.waitUntil(timeout: 60) { !verify.isRunning }
+        if !finished { verify.terminate() }
+        #expect(finished)
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         verify.waitUntilExit()
         #expect(verify.terminationStatus == 0)

@@ -31,4 +31,9 @@ enum HTTPClient {
         }
         return object
     }
+
+    /// The first service of `/stats`; empty when the admin port does not answer.
+    static func firstService(adminPort: UInt16) -> [String: Any] {
+        ((try? stats(adminPort: adminPort))?["services"] as? [[String: Any]])?.first ?? [:]
+    }
 }
