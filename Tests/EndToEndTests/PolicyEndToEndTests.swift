@@ -43,7 +43,10 @@ import Testing
         let daemon = try DaemonProcess(config: queuedService(port: port, admin: admin, endpoint: backend.address, queue: "{size: 5, timeout: 10s}"))
         let holder = try TestClient(port: port)
         #expect(try holder.readLine() == "a")
+        // Arrival is when the daemon accepts: with several worker loops, two clients that
+        // connect back to back may be accepted in either order, so the second waits.
         let second = try TestClient(port: port)
+        #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["queued"] as? Int == 1 })
         let third = try TestClient(port: port)
         #expect(Harness.waitUntil(timeout: 3) { HTTPClient.firstService(adminPort: admin)["queued"] as? Int == 2 })
         let endpoint = (HTTPClient.firstService(adminPort: admin)["endpoints"] as? [[String: Any]])?.first ?? [:]

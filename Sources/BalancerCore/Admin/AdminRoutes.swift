@@ -2,11 +2,13 @@
 /// method on them is 405, another path 404.
 public struct AdminRoutes {
     public var services: () -> [Service]
+    public var workers: () -> [Workers.Figures]
     public var info: RuntimeInfo
 
-    public init(info: RuntimeInfo, services: @escaping () -> [Service]) {
+    public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] }) {
         self.info = info
         self.services = services
+        self.workers = workers
     }
 
     static let paths: Set<String> = ["/healthz", "/stats", "/metrics"]
@@ -22,10 +24,10 @@ public struct AdminRoutes {
         case "/healthz":
             return AdminResponse(status: 200, body: "ok")
         case "/stats":
-            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info))
+            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers()))
         default:
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: StatsRenderer.prometheus(services: services(), info: info))
+                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers()))
         }
     }
 }

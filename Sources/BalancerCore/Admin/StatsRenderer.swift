@@ -1,12 +1,19 @@
 /// Renders the admin port's figures: `/stats` as JSON and `/metrics` in Prometheus text
-/// exposition format 0.0.4. Both read the live counters; nothing is kept between requests.
+/// exposition format 0.0.4. Both read a snapshot of each service taken at the request, so
+/// each service's figures are consistent while the workers go on; nothing is kept between
+/// requests.
 public enum StatsRenderer {
     // MARK: JSON
 
-    public static func json(services: [Service], info: RuntimeInfo) -> String {
+    public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = []) -> String {
+        let services = live.map { $0.snapshot() }
         var out = "{"
         out += "\"version\":\(quote(BalancerVersion.string)),"
         out += "\"uptimeSeconds\":\(seconds(info.uptime)),"
+        out += "\"openConnections\":\(services.reduce(0) { $0 + $1.activeConnections }),"
+        out += "\"workers\":["
+        out += workers.map { "{\"openConnections\":\($0.openConnections),\"acceptedConnections\":\($0.acceptedConnections)}" }.joined(separator: ",")
+        out += "],"
         out += "\"config\":{\"generation\":\(info.generation),\"path\":\(quote(info.configPath)),\"lastReload\":"
         if let last = info.lastReload {
             out += "{\"ok\":\(last.ok),\"error\":\(last.error.map(quote) ?? "null"),\"time\":\(seconds(last.time))}"
@@ -68,7 +75,8 @@ public enum StatsRenderer {
 
     // MARK: Prometheus
 
-    public static func prometheus(services: [Service], info: RuntimeInfo) -> String {
+    public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = []) -> String {
+        let services = live.map { $0.snapshot() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
@@ -81,7 +89,7 @@ public enum StatsRenderer {
             }
             out += " \(value)\n"
         }
-        func eachEndpoint(_ body: (Service, Endpoint, [(String, String)]) -> Void) {
+        func eachEndpoint(_ body: (ServiceSnapshot, ServiceSnapshot.Endpoint, [(String, String)]) -> Void) {
             for service in services {
                 for endpoint in service.endpoints {
                     body(service, endpoint, [("service", service.name), ("endpoint", endpoint.config.name)])
@@ -101,6 +109,16 @@ public enum StatsRenderer {
         family("balancerd_config_reloads_total", "counter", "Configuration reloads by result.") {
             sample("balancerd_config_reloads_total", [("result", "success")], info.reloadSuccesses)
             sample("balancerd_config_reloads_total", [("result", "failure")], info.reloadFailures)
+        }
+        family("balancerd_worker_connections_accepted_total", "counter", "Client connections accepted by each worker loop.") {
+            for (index, worker) in workers.enumerated() {
+                sample("balancerd_worker_connections_accepted_total", [("worker", String(index))], worker.acceptedConnections)
+            }
+        }
+        family("balancerd_worker_connections_active", "gauge", "Client connections open on each worker loop.") {
+            for (index, worker) in workers.enumerated() {
+                sample("balancerd_worker_connections_active", [("worker", String(index))], worker.openConnections)
+            }
         }
         family("balancerd_service_connections_total", "counter", "Client connections accepted by a service, served or not.") {
             for service in services { sample("balancerd_service_connections_total", [("service", service.name)], service.totalConnections) }

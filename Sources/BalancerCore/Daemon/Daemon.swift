@@ -1,14 +1,15 @@
 import Glibc
 
-/// The running daemon: loads the configuration, binds, serves on the default loop, and
-/// drains on SIGTERM/SIGINT. Start-up order: listeners, then (as they come) health checks
-/// and the admin port; shutdown stops them in reverse.
+/// The running daemon: loads the configuration, binds, serves on its worker loops (worker 0
+/// is the default loop, which also runs signals, health checks, the admin port and the file
+/// watcher), and drains on SIGTERM/SIGINT. Start-up order: listeners, then (as they come)
+/// health checks and the admin port; shutdown stops them in reverse.
 public final class Daemon {
     public let configPath: String
     private let logLevelOverride: LogLevel?
     private let notifier = SystemdNotifier()
     private var loop: EventLoop!
-    private var proxy: Proxy!
+    private var workers: Workers!
     private var healthChecker: HealthChecker!
     private var admin: AdminServer!
     private var info: RuntimeInfo!
@@ -53,16 +54,17 @@ public final class Daemon {
 
         loop = EventLoop.makeDefault()
         info = RuntimeInfo(configPath: configPath)
-        proxy = Proxy(loop: loop, config: config)
-        proxy.activation = SocketActivation.fromEnvironment()
+        workers = Workers(mainLoop: loop, config: config)
+        workers.activation = SocketActivation.fromEnvironment()
         admin = AdminServer(loop: loop, address: config.admin.listen,
-                            routes: AdminRoutes(info: info) { [unowned self] in self.proxy.services })
+                            routes: AdminRoutes(info: info, services: { [unowned self] in self.workers.services },
+                                                workers: { [unowned self] in self.workers.figures }))
         do throws(SystemError) {
-            try proxy.bindListeners()
+            try workers.bindListeners(config)
             do throws(SystemError) {
-                try admin.bind(passed: proxy.activation.take(config.admin.listen))
+                try admin.bind(passed: workers.activation.take(config.admin.listen))
             } catch {
-                proxy.closeListeners()
+                workers.closeListeners()
                 throw error
             }
         } catch {
@@ -71,22 +73,23 @@ public final class Daemon {
             return 1
         }
         // Start in order: listeners, health checks, the admin port.
-        proxy.startAccepting()
+        workers.start()
         healthChecker = HealthChecker(loop: loop)
-        healthChecker.start(services: proxy.services)
+        healthChecker.start(services: workers.services)
         admin.start()
         configWatcher = ConfigWatcher(loop: loop, path: configPath)
         configWatcher.onChange = { [unowned self] in self.reload(trigger: "file changed") }
         configWatcher.start()
         startWatchdog()
-        for (address, passed) in proxy.activation.sockets {
+        for (address, passed) in workers.activation.sockets {
             Log.warning("socket \(passed.name) (fd \(passed.fd)) passed by systemd for \(address) matches no service yet; kept for a reload")
         }
 
         watchSignals()
-        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), admin on \(config.admin.listen), config \(configPath)")
+        Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), \(workers.count) worker loop(s), admin on \(config.admin.listen), config \(configPath)")
         notifier.notify("READY=1\nSTATUS=\(statusLine())")
         loop.run()
+        workers.stop()
         admin.close()
         Log.notice("balancerd stopped")
         return 0
@@ -108,36 +111,37 @@ public final class Daemon {
     private func shutdown(signal number: Int32) {
         let name = number == SIGTERM ? "SIGTERM" : "SIGINT"
         if shuttingDown {
-            Log.notice("\(name) again: closing \(proxy.openConnections) open connections now")
-            proxy.closeSessions()
+            Log.notice("\(name) again: closing \(workers.openConnections) open connections now")
+            workers.closeSessions()
             loop.stop()
             return
         }
         shuttingDown = true
         configWatcher.stop()
         healthChecker.stop()
-        notifier.notify("STOPPING=1\nSTATUS=draining \(proxy.openConnections) connections")
-        proxy.closeListeners()
-        let open = proxy.openConnections
+        notifier.notify("STOPPING=1\nSTATUS=draining \(workers.openConnections) connections")
+        workers.closeListeners()
+        let open = workers.openConnections
         if open == 0 {
             Log.notice("\(name): no open connections; exiting")
             loop.stop()
             return
         }
         Log.notice("\(name): stopped accepting; draining \(open) open connections for up to \(DurationText.format(config.longestDrain))")
-        proxy.onLastSessionClosed = { [unowned self] in
-            Log.notice("drain complete")
-            self.loop.stop()
-        }
-        for service in proxy.services where service.activeConnections > 0 {
+        for service in workers.services where service.activeConnections > 0 {
             let timer = TimerWatcher(loop: loop) { [unowned self, unowned service] in
-                if service.activeConnections > 0 {
-                    Log.notice("service \(service.name): drainTimeout passed; closing \(service.activeConnections) connections")
-                    self.proxy.closeSessions(of: service)
+                let open = service.activeConnections
+                if open > 0 {
+                    Log.notice("service \(service.name): drainTimeout passed; closing \(open) connections")
+                    self.workers.closeSessions(of: service)
                 }
             }
             timer.start(after: service.config.drainTimeout)
             drainTimers.append(timer)
+        }
+        workers.drain { [unowned self] in
+            Log.notice("drain complete")
+            self.loop.stop()
         }
     }
 
@@ -173,7 +177,7 @@ public final class Daemon {
         if next.admin.listen != admin.address {
             let candidate = AdminServer(loop: loop, address: next.admin.listen, routes: admin.routes)
             do {
-                try candidate.bind(passed: proxy.activation.take(next.admin.listen))
+                try candidate.bind(passed: workers.activation.take(next.admin.listen))
             } catch {
                 Log.error("reload rejected: admin.listen: \(error)")
                 rejectReload("admin.listen: \(error)")
@@ -183,7 +187,7 @@ public final class Daemon {
         }
         let changes: ReloadChanges
         do {
-            changes = try proxy.apply(next)
+            changes = try workers.apply(next)
         } catch {
             newAdmin?.close()
             Log.error("reload rejected: \(error); the configuration in force is unchanged")
@@ -196,7 +200,7 @@ public final class Daemon {
             admin.start()
         }
         healthChecker.stop()
-        healthChecker.start(services: proxy.services)
+        healthChecker.start(services: workers.services)
         Log.setLevel(logLevelOverride ?? next.logLevel)
         config = next
         info.recordReload(ok: true, error: nil)
@@ -225,8 +229,8 @@ public final class Daemon {
     }
 
     private func statusLine() -> String {
-        let up = proxy.services.reduce(0) { $0 + $1.endpoints.filter(\.isUp).count }
-        return "\(proxy.services.count) services, \(up)/\(config.endpointCount) endpoints up, \(proxy.openConnections) open connections"
+        let up = workers.services.reduce(0) { $0 + $1.upEndpoints }
+        return "\(workers.services.count) services, \(up)/\(config.endpointCount) endpoints up, \(workers.openConnections) open connections"
     }
 
     private static func monotonicMicroseconds() -> Int {

@@ -22,6 +22,17 @@ public enum Socket {
         }
     }
 
+    /// Binds a throwaway socket to `address` without SO_REUSEPORT, and closes it: throws
+    /// EADDRINUSE when anyone listens there, even in a SO_REUSEPORT group of their own.
+    public static func checkBindable(_ address: SocketAddress) throws(SystemError) {
+        let fd = try open(family: address.family)
+        defer { Glibc.close(fd) }
+        try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
+        if address.family == .ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)") }
+        let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
+        if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
+    }
+
     /// Makes a socket created elsewhere (handed over by systemd) non-blocking and
     /// close-on-exec, like the ones made here.
     public static func adopt(_ fd: Int32) {

@@ -1,29 +1,35 @@
+import Synchronization
+
 /// One endpoint of a running service: its health and its counters.
 ///
-/// Counters are plain integers touched by the loop that owns the service; the admin port
-/// reads them on the same loop.
-public final class Endpoint {
+/// Every worker loop shares it. Its mutable fields belong to its `Service` and change only
+/// under that service's lock; the byte counters are atomics, because every relayed chunk
+/// adds to them.
+public final class Endpoint: @unchecked Sendable {
+    /// The endpoint's identity: a reload keeps an endpoint whose address stays.
+    public let address: SocketAddress
     /// Replaced by a reload that keeps the endpoint (its written name may change).
-    public internal(set) var config: EndpointConfig
-    public var address: SocketAddress { config.address }
-    public internal(set) var health = HealthState()
+    var config: EndpointConfig
+    var health = HealthState()
     /// With active checks off, when a passively failed endpoint becomes eligible again.
     var passiveRetryAt: Double?
 
-    public internal(set) var activeConnections = 0
-    public internal(set) var totalConnections = 0
+    var activeConnections = 0
+    var totalConnections = 0
     /// Failed connects made for client connections (health checks are counted apart).
-    public internal(set) var failedConnects = 0
-    public internal(set) var bytesIn: UInt64 = 0
-    public internal(set) var bytesOut: UInt64 = 0
-    public internal(set) var checksPassed = 0
-    public internal(set) var checksFailed = 0
+    var failedConnects = 0
+    var checksPassed = 0
+    var checksFailed = 0
     /// Set while the endpoint is being removed by a reload: no new connections.
-    public internal(set) var isRemoved = false
+    var isRemoved = false
 
-    public init(config: EndpointConfig) {
+    let bytesIn = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
+
+    init(config: EndpointConfig) {
         self.config = config
+        address = config.address
     }
 
-    public var isUp: Bool { health.isUp }
+    var isUp: Bool { health.isUp }
 }

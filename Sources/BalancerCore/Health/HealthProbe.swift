@@ -82,7 +82,6 @@ final class HealthProbe {
 
     private func finish(passed: Bool, reason: String) {
         abandon()
-        if passed { endpoint.checksPassed += 1 } else { endpoint.checksFailed += 1 }
         service.recordCheck(endpoint, passed: passed, reason: reason, now: loop.now)
     }
 

@@ -1,12 +1,18 @@
 import Glibc
+import Synchronization
 
-/// The data path of one event loop: the services' listeners and every open session.
-public final class Proxy {
+/// The data path of one worker loop: its listening sockets and every session it accepted.
+///
+/// Everything here belongs to the worker's thread, except the counters other threads read
+/// (`open`, `accepted`). The services are shared with the other workers (see `Service`).
+public final class Proxy: @unchecked Sendable {
     /// Bytes moved per read; the one relay buffer of the loop is this large.
     static let relayChunk = 64 * 1024
 
     public let loop: EventLoop
-    public private(set) var services: [Service]
+    /// This worker's number; worker 0 runs on the main loop.
+    public let index: Int
+    private(set) var services: [Service] = []
     private var listeners: [Listener] = []
     private var sessions: [Int32: Session] = [:]
     let relayBuffer: UnsafeMutableRawBufferPointer
@@ -15,158 +21,116 @@ public final class Proxy {
     /// splice(2) relay; off with `BALANCERD_RELAY=copy` in the environment (for comparison
     /// and tests), or by itself where the kernel refuses splice on these sockets.
     private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
-    public var maxConnections: Int
-    /// Sessions the file descriptor limit leaves room for (two descriptors each). At that
-    /// many, listeners pause, so that waiting clients stay in the kernel's backlog and are
-    /// served once descriptors free up, instead of being accepted and then failed.
-    public var descriptorCapacity: Int
+    /// Figures of every worker together (open connections, against `limits.maxConnections`).
+    private let totals: Workers.Totals
+    var maxConnections: Int
+    /// Sessions the file descriptor limit leaves room for, in all workers (two descriptors
+    /// each). At that many, listeners pause, so that waiting clients stay in the kernel's
+    /// backlog and are served once descriptors free up, instead of being accepted and failed.
+    var descriptorCapacity: Int
     private var pausedForDescriptors = false
+    /// While paused: looks again at the count of all workers, whose closes this worker
+    /// does not see.
+    private let resumeCheck: TimerWatcher
     private var accepting = false
-    /// Sockets systemd handed over that no service has taken yet (a reload may take them).
-    public var activation = SocketActivation()
-    /// Called when the last open session closes (the daemon uses it while draining).
-    public var onLastSessionClosed: (() -> Void)?
+    /// Called when this worker's last open session closes (the daemon uses it to drain).
+    var onLastSessionClosed: (() -> Void)?
 
-    public var openConnections: Int { sessions.count }
+    /// Sessions open on this worker (read from any thread).
+    public let open = Atomic<Int>(0)
+    /// Connections this worker has accepted since start (read from any thread).
+    public let accepted = Atomic<Int>(0)
 
-    public init(loop: EventLoop, config: Config) {
+    init(loop: EventLoop, index: Int, totals: Workers.Totals, maxConnections: Int, descriptorCapacity: Int) {
         self.loop = loop
-        services = config.services.map(Service.init)
-        maxConnections = config.maxConnections
-        descriptorCapacity = Self.sessionsAllowedByFileLimit(services: config.services.count)
+        self.index = index
+        self.totals = totals
+        self.maxConnections = maxConnections
+        self.descriptorCapacity = descriptorCapacity
         relayBuffer = .allocate(byteCount: Self.relayChunk, alignment: 64)
+        resumeCheck = TimerWatcher(loop: loop, handler: {})
+        resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
     }
 
     deinit {
         relayBuffer.deallocate()
     }
 
-    /// Binds every service's listen address. On the first failure, closes what was bound
-    /// and throws.
-    public func bindListeners() throws(SystemError) {
-        var bound: [Listener] = []
-        for service in services {
-            do {
-                let fd = try listeningSocket(for: service.config.listen)
-                let listener = Listener(loop: loop, fd: fd, address: service.config.listen)
-                listener.onAccept = { [unowned self, unowned service] client in self.accepted(client, for: service) }
-                bound.append(listener)
-            } catch {
-                bound.forEach { $0.close() }
-                throw error
+    /// Takes a set of services (at start, and on every reload), each with the listen address
+    /// its configuration names. A listener whose address stays keeps its socket, so no
+    /// client is refused; `sockets` are this worker's newly bound ones; listeners left with
+    /// no service are closed. Open sessions keep the service objects they started with.
+    func install(_ services: [(service: Service, listen: SocketAddress)], sockets: [SocketAddress: Int32]) {
+        var old: [SocketAddress: Listener] = [:]
+        for listener in listeners { old[listener.address] = listener }
+        var next: [Listener] = []
+        for (service, address) in services {
+            let listener: Listener
+            if let kept = old.removeValue(forKey: address) {
+                listener = kept
+            } else if let fd = sockets[address] {
+                listener = Listener(loop: loop, fd: fd, address: address)
+                if accepting && !pausedForDescriptors { listener.start() }
+            } else {
+                continue  // a socket passed by systemd: worker 0 alone listens on it
             }
+            listener.onAccept = { [unowned self, unowned service] client in self.accepted(client, for: service) }
+            next.append(listener)
         }
-        listeners = bound
+        for listener in old.values { listener.close() }
+        listeners = next
+        self.services = services.map(\.service)
     }
 
-    /// The socket systemd passed for `address`, or a newly bound one.
-    private func listeningSocket(for address: SocketAddress) throws(SystemError) -> Int32 {
-        if let fd = activation.take(address) {
-            Log.info("listener \(address): using the socket passed by systemd (fd \(fd))")
-            return fd
-        }
-        return try Socket.listen(on: address)
-    }
-
-    public func startAccepting() {
+    func startAccepting() {
         accepting = true
         listeners.forEach { $0.start() }
     }
 
     /// Stops accepting at once and closes the listening sockets.
-    public func closeListeners() {
+    func closeListeners() {
         accepting = false
         listeners.forEach { $0.close() }
         listeners.removeAll()
     }
 
-    /// Switches to a reloaded configuration without dropping anything.
-    ///
-    /// A listen address in both configurations keeps its socket, so no client is refused;
-    /// new addresses are bound first, and if one cannot be bound nothing changes and the
-    /// error is thrown. Services are matched by name and keep their counters; endpoints
-    /// that stay keep their health. Open sessions keep the service and endpoint objects
-    /// they started with and finish on their own.
-    public func apply(_ config: Config) throws(SystemError) -> ReloadChanges {
-        var changes = ReloadChanges()
-        var oldListeners: [SocketAddress: Listener] = [:]
-        for listener in listeners { oldListeners[listener.address] = listener }
-        var newListeners: [Listener] = []
-        var bound: [Listener] = []
-        for service in config.services {
-            if let kept = oldListeners.removeValue(forKey: service.listen) {
-                newListeners.append(kept)
-                continue
-            }
-            do {
-                let fd = try listeningSocket(for: service.listen)
-                let listener = Listener(loop: loop, fd: fd, address: service.listen)
-                bound.append(listener)
-                newListeners.append(listener)
-            } catch {
-                bound.forEach { $0.close() }
-                throw error
-            }
-        }
-
-        var oldServices: [String: Service] = [:]
-        for service in services { oldServices[service.name] = service }
-        let newServices = config.services.map { serviceConfig -> Service in
-            if let kept = oldServices.removeValue(forKey: serviceConfig.name) {
-                let before = Set(kept.endpoints.map(\.address))
-                kept.update(config: serviceConfig)
-                let after = Set(kept.endpoints.map(\.address))
-                changes.endpointsAdded += after.subtracting(before).count
-                changes.endpointsRemoved += before.subtracting(after).count
-                return kept
-            }
-            changes.servicesAdded += 1
-            changes.endpointsAdded += serviceConfig.endpoints.count
-            return Service(config: serviceConfig)
-        }
-        changes.servicesRemoved = oldServices.count
-        for removed in oldServices.values {
-            changes.endpointsRemoved += removed.endpoints.count
-            removed.endpoints.forEach { $0.isRemoved = true }
-        }
-
-        for listener in oldListeners.values { listener.close() }
-        for (listener, service) in zip(newListeners, newServices) {
-            listener.onAccept = { [unowned self, unowned service] client in self.accepted(client, for: service) }
-        }
-        listeners = newListeners
-        services = newServices
-        maxConnections = config.maxConnections
-        descriptorCapacity = Self.sessionsAllowedByFileLimit(services: config.services.count)
-        if accepting && !pausedForDescriptors { bound.forEach { $0.start() } }
-        return changes
-    }
-
     /// Ends every open session of `service` (every session when nil).
-    public func closeSessions(of service: Service? = nil) {
+    func closeSessions(of service: Service? = nil) {
         for session in sessions.values where service == nil || session.service === service {
             session.forceClose()
         }
     }
 
     private func accepted(_ fd: Int32, for service: Service) {
-        service.totalConnections += 1
-        if sessions.count >= maxConnections {
-            service.failedConnections += 1
+        accepted.wrappingAdd(1, ordering: .relaxed)
+        if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
+            totals.open.wrappingSubtract(1, ordering: .relaxed)
+            service.connectionRefused()
             Socket.close(fd)
             Log.debug("service \(service.name): connection refused: limits.maxConnections (\(maxConnections)) reached")
             return
         }
         Socket.setNoDelay(fd)
-        service.activeConnections += 1
+        service.connectionOpened()
         let session = Session(proxy: self, service: service, downstream: fd)
         sessions[fd] = session
-        if sessions.count >= descriptorCapacity && !pausedForDescriptors {
+        open.store(sessions.count, ordering: .relaxed)
+        if !pausedForDescriptors, case let inAll = totals.open.load(ordering: .relaxed), inAll >= descriptorCapacity {
             pausedForDescriptors = true
             listeners.forEach { $0.stop() }
-            Log.warning("listeners paused: \(sessions.count) connections open, as many as the file descriptor limit allows; resuming as connections close")
+            resumeCheck.start(after: 0.1, repeating: 0.1)
+            Log.warning("listeners paused: \(inAll) connections open, as many as the file descriptor limit allows; resuming as connections close")
         }
         session.start()
+    }
+
+    private func resumeIfRoom() {
+        let inAll = totals.open.load(ordering: .relaxed)
+        guard pausedForDescriptors, inAll < descriptorCapacity else { return }
+        pausedForDescriptors = false
+        resumeCheck.stop()
+        if accepting { listeners.forEach { $0.start() } }
+        Log.notice("listeners accepting again: \(inAll) connections open")
     }
 
     func spliceUnsupported(_ error: SystemError) {
@@ -177,23 +141,20 @@ public final class Proxy {
 
     /// Half of the soft RLIMIT_NOFILE, less a reserve for listeners, the admin port, health
     /// checks and libev's own descriptors.
-    static func sessionsAllowedByFileLimit(services: Int) -> Int {
+    static func sessionsAllowedByFileLimit(services: Int, workers: Int) -> Int {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return Int.max }
-        let reserve = 32 + services
+        let reserve = 32 + services * workers + 4 * workers
         return max(1, (Int(limit.rlim_cur) - reserve) / 2)
     }
 
     func sessionClosed(_ session: Session) {
-        session.service.activeConnections -= 1
         guard let removed = sessions.removeValue(forKey: session.downstream) else { return }
+        open.store(sessions.count, ordering: .relaxed)
+        totals.open.wrappingSubtract(1, ordering: .relaxed)
         // Closing runs inside the session's own callbacks: release it after them.
         loop.retire(removed)
-        if pausedForDescriptors && sessions.count < descriptorCapacity {
-            pausedForDescriptors = false
-            listeners.forEach { $0.start() }
-            Log.notice("listeners accepting again: \(sessions.count) connections open")
-        }
+        if pausedForDescriptors { resumeIfRoom() }
         if sessions.isEmpty { onLastSessionClosed?() }
     }
 }

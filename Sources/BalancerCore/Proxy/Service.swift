@@ -1,37 +1,51 @@
+import Synchronization
+
 /// A running service: its configuration, its endpoints with their health, the choice of
-/// endpoint for new connections, and its counters.
-public final class Service {
-    public private(set) var config: ServiceConfig
-    public private(set) var endpoints: [Endpoint]
+/// endpoint for new connections, its queue and its counters.
+///
+/// One `Service` is shared by every worker loop, so that round-robin order, connection
+/// limits, the queue and health are exact across workers. `lock` guards all of its state
+/// and its endpoints' (the byte counters are atomics); it is held only for a few field
+/// updates, never across I/O or a call back into a session. The main thread (worker 0)
+/// alone replaces the configuration and the endpoint list, on reload.
+public final class Service: @unchecked Sendable {
+    public let name: String
+    private let lock = Lock()
+
+    // Guarded by `lock`.
+    private var _config: ServiceConfig
+    private var _endpoints: [Endpoint]
     private var selector: EndpointSelector
     /// Reused by every choice, so that choosing allocates nothing per connection.
     private var candidates: [EndpointSelector.Candidate] = []
-
-    public internal(set) var activeConnections = 0
-    public internal(set) var totalConnections = 0
+    private var active = 0
+    private var total = 0
     /// Client connections that could not be served at all.
-    public internal(set) var failedConnections = 0
-    public internal(set) var bytesIn: UInt64 = 0
-    public internal(set) var bytesOut: UInt64 = 0
+    private var failed = 0
     /// Connections that waited for a free slot until `queue.timeout`.
-    public internal(set) var queueTimeouts = 0
-    /// Connections waiting for a free endpoint slot, in arrival order.
+    private var timeouts = 0
+    /// Connections waiting for a free endpoint slot, in arrival order, from every worker.
     private var waiting: [Session] = []
-    public var queued: Int { waiting.count }
 
-    public var name: String { config.name }
+    let bytesIn = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
 
     /// The outcome of choosing an endpoint for a connection.
     enum Choice {
+        /// The endpoint, with a slot already taken in its `activeConnections`.
         case endpoint(Endpoint)
-        /// Endpoints are up, but each one this connection may use is at its maxConnections.
+        /// Endpoints are up, but each one this connection may use is at its maxConnections
+        /// (or earlier arrivals wait in the queue), and the queue has no room (or is off).
         case allFull
+        /// As `.allFull`, and the connection now waits in the queue.
+        case queued
         case noneUp
     }
 
     public init(config: ServiceConfig) {
-        self.config = config
-        endpoints = config.endpoints.map(Endpoint.init)
+        name = config.name
+        _config = config
+        _endpoints = config.endpoints.map(Endpoint.init)
         selector = Self.makeSelector(config)
     }
 
@@ -41,130 +55,238 @@ public final class Service {
         return selector
     }
 
-    /// Takes a reloaded configuration of this service. Endpoints that stay keep their health
-    /// and counters; removed ones get no new connections while their open ones finish.
-    /// New settings (timeouts, checks, mode) apply to new work.
-    func update(config new: ServiceConfig) {
-        var kept: [SocketAddress: Endpoint] = [:]
-        for endpoint in endpoints { kept[endpoint.address] = endpoint }
-        endpoints = new.endpoints.map { endpointConfig in
-            if let endpoint = kept.removeValue(forKey: endpointConfig.address) {
-                endpoint.config = endpointConfig
-                return endpoint
-            }
-            return Endpoint(config: endpointConfig)
+    /// The configuration in force (a copy).
+    public var config: ServiceConfig { lock.withLock { _config } }
+    /// The endpoints in force.
+    public var endpoints: [Endpoint] { lock.withLock { _endpoints } }
+    public var activeConnections: Int { lock.withLock { active } }
+    public var upEndpoints: Int { lock.withLock { _endpoints.count(where: { $0.isUp && !$0.isRemoved }) } }
+
+    public func snapshot() -> ServiceSnapshot {
+        lock.withLock {
+            ServiceSnapshot(
+                name: name, config: _config, activeConnections: active, totalConnections: total,
+                failedConnections: failed, bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed),
+                queued: waiting.count, queueTimeouts: timeouts,
+                endpoints: _endpoints.map { endpoint in
+                    ServiceSnapshot.Endpoint(
+                        config: endpoint.config, health: endpoint.health, activeConnections: endpoint.activeConnections,
+                        totalConnections: endpoint.totalConnections, failedConnects: endpoint.failedConnects,
+                        bytesIn: endpoint.bytesIn.load(ordering: .relaxed), bytesOut: endpoint.bytesOut.load(ordering: .relaxed),
+                        checksPassed: endpoint.checksPassed, checksFailed: endpoint.checksFailed)
+                })
         }
-        for removed in kept.values { removed.isRemoved = true }
-        if new.mode != config.mode || new.failback != config.failback || new.balance != config.balance {
-            selector = Self.makeSelector(new)
-        } else {
-            selector.names = new.endpoints.map(\.address.description)
-        }
-        config = new
-        serveQueue()
     }
 
-    /// The endpoint for a new connection (or a retry that skips `tried`). `clientKey` is the
-    /// hash of the client's address, for source-ip.
-    func choose(excluding tried: [Endpoint], now: Double, clientKey: UInt64 = 0) -> Choice {
-        var anyUp = false
-        var anyFree = false
-        candidates.removeAll(keepingCapacity: true)
-        for endpoint in endpoints {
-            let up = isEligible(endpoint, now: now)
-            let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
-            let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
-            if up && !tried {
-                anyUp = true
-                if !full { anyFree = true }
+    /// Takes a reloaded configuration of this service (main thread). Endpoints that stay
+    /// keep their health and counters; removed ones get no new connections while their open
+    /// ones finish. New settings (timeouts, checks, mode) apply to new work.
+    func update(config new: ServiceConfig) -> (added: Int, removed: Int) {
+        let result = lock.withLock { () -> (added: Int, removed: Int) in
+            var kept: [SocketAddress: Endpoint] = [:]
+            for endpoint in _endpoints { kept[endpoint.address] = endpoint }
+            var added = 0
+            _endpoints = new.endpoints.map { endpointConfig in
+                if let endpoint = kept.removeValue(forKey: endpointConfig.address) {
+                    endpoint.config = endpointConfig
+                    return endpoint
+                }
+                added += 1
+                return Endpoint(config: endpointConfig)
             }
-            candidates.append(EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
-                                                         activeConnections: endpoint.activeConnections))
+            for removed in kept.values { removed.isRemoved = true }
+            if new.mode != _config.mode || new.failback != _config.failback || new.balance != _config.balance {
+                selector = Self.makeSelector(new)
+            } else {
+                selector.names = new.endpoints.map(\.address.description)
+            }
+            _config = new
+            return (added, kept.count)
         }
-        if !anyUp { return .noneUp }
-        if !anyFree { return .allFull }
-        guard let index = selector.choose(candidates, clientKey: clientKey) else { return .noneUp }
-        return .endpoint(endpoints[index])
+        serveQueue(on: 0)
+        return result
     }
 
-    /// Whether a policy needs the client's address to choose.
-    var needsClientAddress: Bool { config.mode == .activeActive && config.balance == .sourceIP }
+    /// A reload removed the service: its endpoints take no new connections.
+    func retire() {
+        lock.withLock { _endpoints.forEach { $0.isRemoved = true } }
+    }
+
+    // MARK: Connections
+
+    /// A client connection was accepted and will be served.
+    func connectionOpened() {
+        lock.withLock {
+            total += 1
+            active += 1
+        }
+    }
+
+    /// A client connection was refused before it became a session (a limit).
+    func connectionRefused() {
+        lock.withLock {
+            total += 1
+            failed += 1
+        }
+    }
+
+    func connectionClosed(failed isFailure: Bool) {
+        lock.withLock {
+            active -= 1
+            if isFailure { failed += 1 }
+        }
+    }
+
+    /// The endpoint for `session`'s connection (or its retry that skips `tried`), with a
+    /// slot taken in it. `clientKey` is the hash of the client's address, for source-ip.
+    ///
+    /// When every endpoint it may use is full, a new connection joins the queue (`.queued`)
+    /// in the same step, so that no slot can free unseen in between. It also queues while
+    /// others wait, so the queue stays first come, first served. A connection coming out of
+    /// the queue (`fromQueue`) may choose only at its head, and leaves it on any answer but
+    /// `.allFull`.
+    func choose(excluding tried: [Endpoint], now: Double, clientKey: UInt64 = 0, for session: Session, fromQueue: Bool = false) -> Choice {
+        lock.withLock {
+            if fromQueue && waiting.first !== session { return .allFull }
+            var anyUp = false
+            var anyFree = false
+            candidates.removeAll(keepingCapacity: true)
+            for endpoint in _endpoints {
+                let up = isEligible(endpoint, now: now)
+                let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
+                let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
+                if up && !tried {
+                    anyUp = true
+                    if !full { anyFree = true }
+                }
+                candidates.append(EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
+                                                             activeConnections: endpoint.activeConnections))
+            }
+            let choice: Choice
+            if !anyUp {
+                choice = .noneUp
+            } else if !anyFree || (!fromQueue && !waiting.isEmpty) {
+                if fromQueue { return .allFull }
+                guard let queue = _config.queue, waiting.count < queue.size else { return .allFull }
+                waiting.append(session)
+                return .queued
+            } else if let index = selector.choose(candidates, clientKey: clientKey) {
+                let endpoint = _endpoints[index]
+                endpoint.activeConnections += 1
+                choice = .endpoint(endpoint)
+            } else {
+                choice = .noneUp
+            }
+            if fromQueue { waiting.removeFirst() }
+            return choice
+        }
+    }
+
+    /// Gives back a slot taken by `choose`.
+    func release(_ endpoint: Endpoint) {
+        lock.withLock { endpoint.activeConnections -= 1 }
+    }
 
     // MARK: Queue
 
-    /// Puts a connection that found every endpoint full in the queue; false when the
-    /// service has no queue or it is full.
-    func enqueue(_ session: Session, atFront: Bool = false) -> Bool {
-        guard let queue = config.queue, waiting.count < queue.size || atFront else { return false }
-        if atFront { waiting.insert(session, at: 0) } else { waiting.append(session) }
-        return true
-    }
-
-    func leaveQueue(_ session: Session) {
-        if let index = waiting.firstIndex(where: { $0 === session }) { waiting.remove(at: index) }
-    }
-
-    /// A slot may have freed (a connection ended, an endpoint came up, a reload): let the
-    /// connections at the head of the queue try again, in arrival order.
-    func serveQueue() {
-        while !waiting.isEmpty {
-            let session = waiting.removeFirst()
-            if !session.retryFromQueue() {
-                // Still full: it keeps its place at the head.
-                waiting.insert(session, at: 0)
-                return
-            }
+    func leaveQueue(_ session: Session, timedOut: Bool) {
+        lock.withLock {
+            if let index = waiting.firstIndex(where: { $0 === session }) { waiting.remove(at: index) }
+            if timedOut { timeouts += 1 }
         }
     }
 
+    /// A slot may have freed (a connection ended, an endpoint came up, a reload): let the
+    /// connections at the head of the queue try again, in arrival order. Runs on worker
+    /// `worker`'s thread; a head that belongs to another worker is handed to that worker's
+    /// loop, which goes on from there.
+    func serveQueue(on worker: Int) {
+        while true {
+            guard let head = lock.withLock({ waiting.first }) else { return }
+            if head.worker != worker {
+                let owner = head.worker
+                head.proxy.loop.post { [self] in self.serveQueue(on: owner) }
+                return
+            }
+            // Still full: it keeps its place at the head.
+            if !head.retryFromQueue() { return }
+        }
+    }
+
+    /// Whether a policy needs the client's address to choose.
+    static func needsClientAddress(_ config: ServiceConfig) -> Bool {
+        config.mode == .activeActive && config.balance == .sourceIP
+    }
+
+    // MARK: Health
+
+    /// Called with `lock` held.
     private func isEligible(_ endpoint: Endpoint, now: Double) -> Bool {
         if endpoint.isRemoved { return false }
         if endpoint.isUp { return true }
         // Checks off: a passively failed endpoint is tried again after its time down.
-        if !config.healthCheck.enabled, let at = endpoint.passiveRetryAt, now >= at {
+        if !_config.healthCheck.enabled, let at = endpoint.passiveRetryAt, now >= at {
             endpoint.passiveRetryAt = nil
-            if endpoint.health.probation(fall: config.healthCheck.fall) != nil {
-                Log.notice("service \(name): endpoint \(endpoint.config.name) eligible again after \(DurationText.format(config.passiveDownTime)) down (checks off; the next connect decides)")
+            if endpoint.health.probation(fall: _config.healthCheck.fall) != nil {
+                Log.notice("service \(name): endpoint \(endpoint.config.name) eligible again after \(DurationText.format(_config.passiveDownTime)) down (checks off; the next connect decides)")
             }
             return true
         }
         return false
     }
 
-    /// A connect made for a client failed. `error` is nil for a timeout.
+    /// A connect made for a client failed; the slot it took is given back. `error` is nil
+    /// for a timeout.
     func connectFailed(_ endpoint: Endpoint, error: SystemError?, now: Double) {
         if let error, error.isLocalResourceShortage {
-            Log.warning("service \(name): connect to \(endpoint.config.name) failed for a local reason: \(error.reason)")
+            lock.withLock {
+                endpoint.activeConnections -= 1
+                Log.warning("service \(name): connect to \(endpoint.config.name) failed for a local reason: \(error.reason)")
+            }
             return
         }
-        endpoint.failedConnects += 1
         let reason = error?.reason ?? "connect timed out"
-        Log.debug("service \(name): connect to \(endpoint.config.name) failed: \(reason)")
-        recordCheck(endpoint, passed: false, reason: reason, now: now)
+        lock.withLock {
+            endpoint.activeConnections -= 1
+            endpoint.failedConnects += 1
+            Log.debug("service \(name): connect to \(endpoint.config.name) failed: \(reason)")
+            recordFailureLocked(endpoint, reason: reason, now: now)
+        }
     }
 
     func connectSucceeded(_ endpoint: Endpoint) {
-        endpoint.totalConnections += 1
-        _ = endpoint.health.recordPass(rise: config.healthCheck.rise)
+        lock.withLock {
+            endpoint.totalConnections += 1
+            _ = endpoint.health.recordPass(rise: _config.healthCheck.rise)
+        }
     }
 
-    /// Feeds one check result (active, or a client connect) to the endpoint's rise/fall
-    /// counting, and logs a change of state once.
+    /// An active check's result: counted, and fed to the endpoint's rise/fall counting (a
+    /// change of state is logged once). Runs on the main thread, worker 0.
     func recordCheck(_ endpoint: Endpoint, passed: Bool, reason: String, now: Double) {
-        let check = config.healthCheck
-        if passed {
-            if endpoint.health.recordPass(rise: check.rise) == .wentUp {
+        let wentUp = lock.withLock { () -> Bool in
+            if passed {
+                endpoint.checksPassed += 1
+                let check = _config.healthCheck
+                guard endpoint.health.recordPass(rise: check.rise) == .wentUp else { return false }
                 Log.notice("service \(name): endpoint \(endpoint.config.name) up: \(reason) (\(check.rise) consecutive passes)")
-                serveQueue()
+                return true
             }
-        } else {
-            if endpoint.health.recordFailure(fall: check.fall) == .wentDown {
-                Log.warning("service \(name): endpoint \(endpoint.config.name) down: \(reason) (\(endpoint.health.consecutiveFailures) consecutive failures)")
-                if !check.enabled { endpoint.passiveRetryAt = now + config.passiveDownTime }
-                if !endpoints.contains(where: { $0.isUp && !$0.isRemoved }) {
-                    Log.error("service \(name): no endpoint is up; new connections are closed")
-                }
-            }
+            endpoint.checksFailed += 1
+            recordFailureLocked(endpoint, reason: reason, now: now)
+            return false
+        }
+        if wentUp { serveQueue(on: 0) }
+    }
+
+    /// Called with `lock` held.
+    private func recordFailureLocked(_ endpoint: Endpoint, reason: String, now: Double) {
+        let check = _config.healthCheck
+        guard endpoint.health.recordFailure(fall: check.fall) == .wentDown else { return }
+        Log.warning("service \(name): endpoint \(endpoint.config.name) down: \(reason) (\(endpoint.health.consecutiveFailures) consecutive failures)")
+        if !check.enabled { endpoint.passiveRetryAt = now + _config.passiveDownTime }
+        if !_endpoints.contains(where: { $0.isUp && !$0.isRemoved }) {
+            Log.error("service \(name): no endpoint is up; new connections are closed")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// One client connection and its upstream: carries out what its `ConnectionState` decides.
 ///
@@ -16,6 +17,11 @@ final class Session {
 
     unowned let proxy: Proxy
     let service: Service
+    /// The service's configuration when this connection arrived: a reload applies to new
+    /// connections, and reading it here takes no lock.
+    let config: ServiceConfig
+    /// The worker (loop) this session lives on.
+    let worker: Int
     let downstream: Int32
     private(set) var upstream: Int32 = -1
     private(set) var endpoint: Endpoint?
@@ -46,7 +52,9 @@ final class Session {
         self.proxy = proxy
         self.service = service
         self.downstream = downstream
-        state = ConnectionState(retries: service.config.retries)
+        config = service.config
+        worker = proxy.index
+        state = ConnectionState(retries: config.retries)
         downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, handler: { _ in })
         timer = TimerWatcher(loop: proxy.loop, handler: {})
         downWatcher.handler = { [unowned self] events in self.ready(.downstream, events) }
@@ -77,17 +85,15 @@ final class Session {
     }
 
     private func connectNext() {
-        let key = service.needsClientAddress ? clientKey() : 0
-        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key) {
+        let key = Service.needsClientAddress(config) ? clientKey() : 0
+        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self) {
         case .noneUp:
             perform(state.noEndpoint())
+        case .queued:
+            queued = true
+            timer.start(after: config.queue?.timeout ?? 0)
         case .allFull:
-            if service.enqueue(self), let queue = service.config.queue {
-                queued = true
-                timer.start(after: queue.timeout)
-            } else {
-                perform(state.allFull())
-            }
+            perform(state.allFull())
         case .endpoint(let endpoint):
             connect(to: endpoint)
         }
@@ -96,9 +102,9 @@ final class Session {
     /// Called by the service when a slot may have freed. Returns false when every endpoint
     /// is still full (the session stays queued).
     func retryFromQueue() -> Bool {
-        let key = service.needsClientAddress ? clientKey() : 0
-        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key) {
-        case .allFull:
+        let key = Service.needsClientAddress(config) ? clientKey() : 0
+        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self, fromQueue: true) {
+        case .allFull, .queued:
             return false
         case .noneUp:
             queued = false
@@ -119,8 +125,7 @@ final class Session {
 
     private func connect(to endpoint: Endpoint) {
         self.endpoint = endpoint
-        endpoint.activeConnections += 1
-        holdsSlot = true
+        holdsSlot = true  // taken by `choose`
         let fd: Int32
         do {
             fd = try Socket.open(family: endpoint.address.family)
@@ -138,7 +143,7 @@ final class Session {
                 connectSucceeded()
             case .wouldBlock:
                 watcher.watch(.write)
-                timer.start(after: service.config.connectTimeout)
+                timer.start(after: config.connectTimeout)
             }
         } catch {
             connectFailed(error)
@@ -147,10 +152,12 @@ final class Session {
 
     /// `error` is nil for a connect timeout.
     private func connectFailed(_ error: SystemError?) {
-        if let endpoint {
+        if let endpoint, holdsSlot {
+            // Gives the slot back too.
             service.connectFailed(endpoint, error: error, now: proxy.loop.now)
+            holdsSlot = false
             failed.append(endpoint)
-            releaseSlot()
+            service.serveQueue(on: worker)
         }
         endpoint = nil
         dropUpstream()
@@ -166,8 +173,8 @@ final class Session {
 
     private func startRelay() {
         lastActivity = proxy.loop.now
-        timer.start(after: service.config.idleTimeout)
-        let version = service.config.proxyProtocol
+        timer.start(after: config.idleTimeout)
+        let version = config.proxyProtocol
         if version != .off {
             sendProxyHeader(version)
             if state.phase == .closed { return }
@@ -204,8 +211,8 @@ final class Session {
     private func releaseSlot() {
         guard holdsSlot, let endpoint else { return }
         holdsSlot = false
-        endpoint.activeConnections -= 1
-        service.serveQueue()
+        service.release(endpoint)
+        service.serveQueue(on: worker)
     }
 
     private func dropUpstream() {
@@ -233,11 +240,11 @@ final class Session {
         if let held = pipeToDownstream { PipePool.close(held.pipe); pipeToDownstream = nil }
         if queued {
             queued = false
-            service.leaveQueue(self)
+            service.leaveQueue(self, timedOut: false)
         }
         releaseSlot()
+        service.connectionClosed(failed: reason.isFailure)
         if reason.isFailure {
-            service.failedConnections += 1
             Log.info("service \(service.name): client connection closed: \(describe(reason))")
         }
         proxy.sessionClosed(self)
@@ -248,7 +255,7 @@ final class Session {
         case .connectFailed: "every connect failed (\(state.attempts) tried)"
         case .noHealthyEndpoint: "no endpoint is up"
         case .overLimit: "every endpoint is at its connection limit"
-        case .queueTimeout: "waited \(DurationText.format(service.config.queue?.timeout ?? 0)) in the queue"
+        case .queueTimeout: "waited \(DurationText.format(config.queue?.timeout ?? 0)) in the queue"
         default: "\(reason)"
         }
     }
@@ -280,13 +287,12 @@ final class Session {
         switch state.phase {
         case .connecting where queued:
             queued = false
-            service.leaveQueue(self)
-            service.queueTimeouts += 1
+            service.leaveQueue(self, timedOut: true)
             perform(state.queueTimeout())
         case .connecting:
             connectFailed(nil)
         case .relaying:
-            let idle = service.config.idleTimeout
+            let idle = config.idleTimeout
             let quiet = proxy.loop.now - lastActivity
             if quiet >= idle {
                 perform(state.idleTimeout())
@@ -459,11 +465,11 @@ final class Session {
     private func countBytes(_ n: Int, from source: Side) {
         guard n > 0, let endpoint else { return }
         if source == .downstream {
-            service.bytesIn &+= UInt64(n)
-            endpoint.bytesIn &+= UInt64(n)
+            service.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
+            endpoint.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
         } else {
-            service.bytesOut &+= UInt64(n)
-            endpoint.bytesOut &+= UInt64(n)
+            service.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
+            endpoint.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
         }
     }
 

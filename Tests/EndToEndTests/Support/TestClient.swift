@@ -90,6 +90,12 @@ final class TestClient: @unchecked Sendable {
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
+    /// Whether bytes (or an end) arrive within `seconds`, without reading them.
+    func isReadable(within seconds: Double) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, Int32(seconds * 1000)) == 1
+    }
+
     /// The next chunk of bytes; empty at EOF.
     func readChunk() throws(ReadError) -> [UInt8] {
         if !buffered.isEmpty {

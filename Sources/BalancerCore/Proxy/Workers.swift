@@ -1,0 +1,208 @@
+import Glibc
+import Synchronization
+
+/// The data path across every worker loop: `workers` in the configuration, one event loop
+/// per core by default.
+///
+/// Worker 0 runs on the main (default) loop, beside signals, health checks and the admin
+/// port; the others each run a loop on a thread of their own. Every worker has its own
+/// listening socket per service address, bound with SO_REUSEPORT, so the kernel spreads
+/// new connections over the workers and no accept is contended; a socket passed by systemd
+/// is listened on by worker 0 alone. The `Service` objects (endpoints, health, round-robin
+/// order, queue, counters) are shared by all workers under each service's lock.
+///
+/// This object is driven by the main thread. Work for another worker is posted to its loop;
+/// a reload or a stop waits until every worker has carried it out.
+public final class Workers: @unchecked Sendable {
+    /// Figures of all workers together.
+    final class Totals: Sendable {
+        /// Open client connections, against `limits.maxConnections`.
+        let open = Atomic<Int>(0)
+    }
+
+    /// One worker's figures, for the admin port.
+    public struct Figures: Sendable {
+        public var openConnections: Int
+        public var acceptedConnections: Int
+    }
+
+    public let count: Int
+    /// The services in force (main thread).
+    public private(set) var services: [Service]
+    let proxies: [Proxy]
+    private let threads: [LoopThread]
+    let totals = Totals()
+    /// Sockets systemd handed over that no service has taken yet (a reload may take them).
+    public var activation = SocketActivation()
+    /// Listen addresses with sockets bound.
+    private var bound: Set<SocketAddress> = []
+    private var started = false
+    /// Called on the main thread once no connection is open on any worker, after `drain()`.
+    private var onDrained: (() -> Void)?
+
+    public init(mainLoop: EventLoop, config: Config) {
+        count = Self.resolveCount(config.workers)
+        threads = (1..<max(count, 1)).map { _ in LoopThread() }
+        let loops = [mainLoop] + threads.map(\.loop)
+        let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
+        let totals = totals
+        proxies = loops.enumerated().map { index, loop in
+            Proxy(loop: loop, index: index, totals: totals, maxConnections: config.maxConnections, descriptorCapacity: capacity)
+        }
+        services = config.services.map(Service.init)
+    }
+
+    /// `workers: auto` (nil) is one per online core.
+    public static func resolveCount(_ configured: Int?) -> Int {
+        configured ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
+
+    public var openConnections: Int { totals.open.load(ordering: .relaxed) }
+
+    public var figures: [Figures] {
+        proxies.map { Figures(openConnections: $0.open.load(ordering: .relaxed), acceptedConnections: $0.accepted.load(ordering: .relaxed)) }
+    }
+
+    /// Binds every service's listen address, for every worker. On the first failure, closes
+    /// what was bound and throws.
+    public func bindListeners(_ config: Config) throws(SystemError) {
+        let sockets = try bindSockets(for: config.services.map(\.listen))
+        let pairs = Array(zip(services, config.services.map(\.listen)))
+        for proxy in proxies { proxy.install(pairs, sockets: sockets[proxy.index]) }
+        bound = Set(config.services.map(\.listen))
+    }
+
+    /// Starts accepting on every worker, and the worker threads.
+    public func start() {
+        for proxy in proxies { proxy.startAccepting() }
+        threads.forEach { $0.start() }
+        started = true
+    }
+
+    /// Sockets for the addresses not bound yet, one per worker (index by worker).
+    private func bindSockets(for addresses: [SocketAddress]) throws(SystemError) -> [[SocketAddress: Int32]] {
+        var perWorker = [[SocketAddress: Int32]](repeating: [:], count: count)
+        do throws(SystemError) {
+            for address in addresses where !bound.contains(address) {
+                if let fd = activation.take(address) {
+                    Log.info("listener \(address): using the socket passed by systemd (fd \(fd))")
+                    perWorker[0][address] = fd
+                    continue
+                }
+                if count == 1 {
+                    perWorker[0][address] = try Socket.listen(on: address)
+                    continue
+                }
+                // SO_REUSEPORT would let this join a group another process of the same user
+                // already listens with: a plain bind first fails if anyone holds the port.
+                try Socket.checkBindable(address)
+                for worker in 0..<count {
+                    perWorker[worker][address] = try Socket.listen(on: address, reusePort: true)
+                }
+            }
+        } catch {
+            for sockets in perWorker { sockets.values.forEach(Socket.close) }
+            throw error
+        }
+        return perWorker
+    }
+
+    /// Switches to a reloaded configuration without dropping anything.
+    ///
+    /// New listen addresses are bound first, for every worker; if one cannot be bound,
+    /// nothing changes and the error is thrown. Services are matched by name and keep their
+    /// counters; endpoints that stay keep their health. Every worker then swaps its
+    /// listeners (an address in both configurations keeps its sockets, so no client is
+    /// refused) before this returns. Open sessions finish with the objects they started with.
+    public func apply(_ config: Config) throws(SystemError) -> ReloadChanges {
+        let sockets = try bindSockets(for: config.services.map(\.listen))
+        var changes = ReloadChanges()
+        var old: [String: Service] = [:]
+        for service in services { old[service.name] = service }
+        let next = config.services.map { serviceConfig -> Service in
+            if let kept = old.removeValue(forKey: serviceConfig.name) {
+                let moved = kept.update(config: serviceConfig)
+                changes.endpointsAdded += moved.added
+                changes.endpointsRemoved += moved.removed
+                return kept
+            }
+            changes.servicesAdded += 1
+            changes.endpointsAdded += serviceConfig.endpoints.count
+            return Service(config: serviceConfig)
+        }
+        changes.servicesRemoved = old.count
+        for removed in old.values {
+            changes.endpointsRemoved += removed.endpoints.count
+            removed.retire()
+        }
+        if let wanted = config.workers, wanted != count {
+            Log.warning("workers: \(wanted) takes effect at the next start; running \(count)")
+        }
+        let pairs = Array(zip(next, config.services.map(\.listen)))
+        let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
+        let maxConnections = config.maxConnections
+        onEveryWorker { proxy in
+            proxy.install(pairs, sockets: sockets[proxy.index])
+            proxy.maxConnections = maxConnections
+            proxy.descriptorCapacity = capacity
+        }
+        services = next
+        bound = Set(config.services.map(\.listen))
+        return changes
+    }
+
+    /// Stops accepting at once on every worker and closes the listening sockets.
+    public func closeListeners() {
+        onEveryWorker { $0.closeListeners() }
+        bound = []
+    }
+
+    /// Ends every open session of `service` (every session when nil), on every worker.
+    public func closeSessions(of service: Service? = nil) {
+        proxies[0].closeSessions(of: service)
+        for proxy in proxies.dropFirst() {
+            proxy.loop.post { proxy.closeSessions(of: service) }
+        }
+    }
+
+    /// Calls `done` on the main thread once no connection is open on any worker.
+    public func drain(then done: @escaping () -> Void) {
+        onDrained = done
+        onEveryWorker { [self] proxy in
+            proxy.onLastSessionClosed = { [self] in
+                // On the worker's thread: the check and the call belong to the main loop.
+                self.proxies[0].loop.post { [self] in self.checkDrained() }
+            }
+        }
+        checkDrained()
+    }
+
+    private func checkDrained() {
+        guard openConnections == 0, let done = onDrained else { return }
+        onDrained = nil
+        done()
+    }
+
+    /// Stops the worker threads (after what was posted to them) and waits for them.
+    public func stop() {
+        threads.forEach { $0.stop() }
+    }
+
+    /// Runs `body` with each worker's proxy on that worker's thread (worker 0 here, on the
+    /// main thread) and returns once all have run it.
+    private func onEveryWorker(_ body: @escaping @Sendable (Proxy) -> Void) {
+        guard started, count > 1 else {
+            proxies.forEach(body)
+            return
+        }
+        let latch = Latch(count: count - 1)
+        for proxy in proxies.dropFirst() {
+            proxy.loop.post {
+                body(proxy)
+                latch.countDown()
+            }
+        }
+        body(proxies[0])
+        latch.wait()
+    }
+}
