@@ -197,6 +197,7 @@ def balancerd_config(http_front, iperf_front, admin):
   listen: 127.0.0.1:{admin}
 log:
   level: warning
+workers: 2
 limits:
   maxConnections: {IDLE + 1000}
 services:
@@ -407,7 +408,7 @@ print()
 print("* balancerd: SIGHUP reload of the running daemon (best of 3); haproxy: `haproxy -c`; nginx: `nginx -t`.")
 print(f"The load generators (iperf3, wrk), the backends (nginx, iperf3) and the proxy share the same "
       f"{os.cpu_count()} cores: rates are lower bounds for every proxy alike; CPU per GB and per request are steadier.")
-print("HAProxy: mode tcp, nbthread 2 (and again with option splice-request/splice-response); nginx: stream, 2 workers.")
+print("HAProxy: mode tcp, nbthread 2 (and again with option splice-request/splice-response); nginx: stream, 2 workers; balancerd: workers 2.")
 for kind in kinds:
     if results[kind].get("close_errors"):
         print(f"{kind}: wrk (Connection: close) reported {results[kind]['close_errors']}")
