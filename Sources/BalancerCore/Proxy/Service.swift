@@ -12,8 +12,23 @@ public final class Service: @unchecked Sendable {
     public let name: String
     private let lock = Lock()
 
+    /// A configuration in force, shared by reference: each session keeps the one it
+    /// started with for its whole life (a reload applies to new connections) at the cost of
+    /// one pointer, not a copy of the configuration per connection.
+    final class Settings: Sendable {
+        let config: ServiceConfig
+        /// Whether the balancing policy needs the client's address to choose.
+        let needsClientAddress: Bool
+
+        init(_ config: ServiceConfig) {
+            self.config = config
+            needsClientAddress = config.mode == .activeActive && config.balance == .sourceIP
+        }
+    }
+
     // Guarded by `lock`.
-    private var _config: ServiceConfig
+    private var current: Settings
+    private var _config: ServiceConfig { current.config }
     private var _endpoints: [Endpoint]
     private var selector: EndpointSelector
     /// Reused by every choice, so that choosing allocates nothing per connection.
@@ -44,7 +59,7 @@ public final class Service: @unchecked Sendable {
 
     public init(config: ServiceConfig) {
         name = config.name
-        _config = config
+        current = Settings(config)
         _endpoints = config.endpoints.map(Endpoint.init)
         selector = Self.makeSelector(config)
     }
@@ -57,6 +72,8 @@ public final class Service: @unchecked Sendable {
 
     /// The configuration in force (a copy).
     public var config: ServiceConfig { lock.withLock { _config } }
+    /// The configuration in force, for a new session.
+    var settings: Settings { lock.withLock { current } }
     /// The endpoints in force.
     public var endpoints: [Endpoint] { lock.withLock { _endpoints } }
     public var activeConnections: Int { lock.withLock { active } }
@@ -100,7 +117,7 @@ public final class Service: @unchecked Sendable {
             } else {
                 selector.names = new.endpoints.map(\.address.description)
             }
-            _config = new
+            current = Settings(new)
             return (added, kept.count)
         }
         serveQueue(on: 0)
@@ -211,11 +228,6 @@ public final class Service: @unchecked Sendable {
             // Still full: it keeps its place at the head.
             if !head.retryFromQueue() { return }
         }
-    }
-
-    /// Whether a policy needs the client's address to choose.
-    static func needsClientAddress(_ config: ServiceConfig) -> Bool {
-        config.mode == .activeActive && config.balance == .sourceIP
     }
 
     // MARK: Health

@@ -19,7 +19,7 @@ final class Session {
     let service: Service
     /// The service's configuration when this connection arrived: a reload applies to new
     /// connections, and reading it here takes no lock.
-    let config: ServiceConfig
+    let settings: Service.Settings
     /// The worker (loop) this session lives on.
     let worker: Int
     let downstream: Int32
@@ -52,9 +52,9 @@ final class Session {
         self.proxy = proxy
         self.service = service
         self.downstream = downstream
-        config = service.config
+        settings = service.settings
         worker = proxy.index
-        state = ConnectionState(retries: config.retries)
+        state = ConnectionState(retries: settings.config.retries)
         downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, handler: { _ in })
         timer = TimerWatcher(loop: proxy.loop, handler: {})
         downWatcher.handler = { [unowned self] events in self.ready(.downstream, events) }
@@ -85,13 +85,13 @@ final class Session {
     }
 
     private func connectNext() {
-        let key = Service.needsClientAddress(config) ? clientKey() : 0
+        let key = settings.needsClientAddress ? clientKey() : 0
         switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self) {
         case .noneUp:
             perform(state.noEndpoint())
         case .queued:
             queued = true
-            timer.start(after: config.queue?.timeout ?? 0)
+            timer.start(after: settings.config.queue?.timeout ?? 0)
         case .allFull:
             perform(state.allFull())
         case .endpoint(let endpoint):
@@ -102,7 +102,7 @@ final class Session {
     /// Called by the service when a slot may have freed. Returns false when every endpoint
     /// is still full (the session stays queued).
     func retryFromQueue() -> Bool {
-        let key = Service.needsClientAddress(config) ? clientKey() : 0
+        let key = settings.needsClientAddress ? clientKey() : 0
         switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self, fromQueue: true) {
         case .allFull, .queued:
             return false
@@ -143,7 +143,7 @@ final class Session {
                 connectSucceeded()
             case .wouldBlock:
                 watcher.watch(.write)
-                timer.start(after: config.connectTimeout)
+                timer.start(after: settings.config.connectTimeout)
             }
         } catch {
             connectFailed(error)
@@ -173,8 +173,8 @@ final class Session {
 
     private func startRelay() {
         lastActivity = proxy.loop.now
-        timer.start(after: config.idleTimeout)
-        let version = config.proxyProtocol
+        timer.start(after: settings.config.idleTimeout)
+        let version = settings.config.proxyProtocol
         if version != .off {
             sendProxyHeader(version)
             if state.phase == .closed { return }
@@ -255,7 +255,7 @@ final class Session {
         case .connectFailed: "every connect failed (\(state.attempts) tried)"
         case .noHealthyEndpoint: "no endpoint is up"
         case .overLimit: "every endpoint is at its connection limit"
-        case .queueTimeout: "waited \(DurationText.format(config.queue?.timeout ?? 0)) in the queue"
+        case .queueTimeout: "waited \(DurationText.format(settings.config.queue?.timeout ?? 0)) in the queue"
         default: "\(reason)"
         }
     }
@@ -292,7 +292,7 @@ final class Session {
         case .connecting:
             connectFailed(nil)
         case .relaying:
-            let idle = config.idleTimeout
+            let idle = settings.config.idleTimeout
             let quiet = proxy.loop.now - lastActivity
             if quiet >= idle {
                 perform(state.idleTimeout())
@@ -324,7 +324,7 @@ final class Session {
             }
             let count: Int
             do {
-                switch try Socket.splice(from: sourceFD, to: pipe.writeEnd, count: Proxy.relayChunk) {
+                switch try Socket.splice(from: sourceFD, to: pipe.writeEnd, count: pipe.capacity) {
                 case .wouldBlock:
                     proxy.pipes.give(pipe)
                     return
@@ -367,7 +367,7 @@ final class Session {
                 return
             }
             proxy.pipes.give(pipe)
-            if count < Proxy.relayChunk { return }
+            if count < pipe.capacity { return }
         }
     }
 

@@ -29,6 +29,8 @@ static inline struct ev_loop *cev_default_loop(void) { return ev_default_loop(EV
 int cev_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int cev_pipe2(int fds[2], int flags);
 ssize_t cev_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
+// F_SETPIPE_SZ is hidden without _GNU_SOURCE; returns the size set, or -1.
+int cev_set_pipe_size(int fd, int size);
 extern const unsigned int CEV_SPLICE_F_MOVE;
 extern const unsigned int CEV_SPLICE_F_NONBLOCK;
 extern const unsigned int CEV_SPLICE_F_MORE;
