@@ -45,7 +45,10 @@ final class ConfigParser {
     func parseDocument(_ text: String) -> Config? {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // Every value is read from its text here, so YAML's implicit typing is not needed:
+            // the basic resolver skips the regular expressions that take about a fifth of the
+            // time of loading 1,000 services.
+            root = try Yams.compose(yaml: text, .basic)
         } catch let error as YamlError {
             report(error)
             return nil

@@ -69,7 +69,7 @@ public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Senda
         }
         guard let colon = text.lastIndex(of: ":") else { return nil }
         let host = String(text[..<colon])
-        if host.contains(":") { return nil }  // bare IPv6 needs brackets
+        if host.utf8.contains(UInt8(ascii: ":")) { return nil }  // bare IPv6 needs brackets
         return (host, String(text[text.index(after: colon)...]), false)
     }
 
