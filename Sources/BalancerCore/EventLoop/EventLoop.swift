@@ -34,8 +34,8 @@ public final class EventLoop: @unchecked Sendable {
         check = .allocate(capacity: 1)
         wakeup = .allocate(capacity: 1)
         cev_check_init(check) { _, w, _ in
-            let loop = Unmanaged<EventLoop>.fromOpaque(w!.pointee.data).takeUnretainedValue()
-            loop.runDeferred()
+            // Runs on every loop iteration: no retain (the loop outlives its watchers).
+            Unmanaged<EventLoop>.fromOpaque(w!.pointee.data)._withUnsafeGuaranteedRef { $0.runDeferred() }
         }
         check.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         ev_check_start(raw, check)
@@ -107,6 +107,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runDeferred() {
+        if deferred.isEmpty { return }
         while !deferred.isEmpty {
             let batch = deferred
             deferred.removeAll(keepingCapacity: true)

@@ -12,8 +12,9 @@ public final class TimerWatcher {
         self.handler = handler
         watcher = .allocate(capacity: 1)
         cev_timer_init(watcher, { _, w, _ in
-            let me = Unmanaged<TimerWatcher>.fromOpaque(w!.pointee.data).takeUnretainedValue()
-            me.handler()
+            // No retain: a watcher is never freed inside its own callback (owners stop it
+            // and hand it to `EventLoop.retire`), so the loop's reference is enough.
+            Unmanaged<TimerWatcher>.fromOpaque(w!.pointee.data)._withUnsafeGuaranteedRef { $0.handler() }
         }, 0, 0)
         watcher.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }

@@ -15,7 +15,14 @@ import Synchronization
 final class Session {
     static let readsPerWakeup = 4
 
-    unowned let proxy: Proxy
+    /// unowned(unsafe): a proxy outlives every session it holds (it lives as long as the
+    /// process), and a checked reference would cost reference counting on every event.
+    unowned(unsafe) let proxy: Proxy
+    /// The proxy's loop and pipe pool, unretained (the proxy keeps them): reaching them
+    /// through a reference, even an unowned(unsafe) one, costs a retain and a release on
+    /// every chunk; through `Unmanaged` it costs nothing.
+    private let loopRef: Unmanaged<EventLoop>
+    private let pipesRef: Unmanaged<PipePool>
     let service: Service
     /// The service's configuration when this connection arrived: a reload applies to new
     /// connections, and reading it here takes no lock.
@@ -24,7 +31,12 @@ final class Session {
     let worker: Int
     let downstream: Int32
     private(set) var upstream: Int32 = -1
-    private(set) var endpoint: Endpoint?
+    private(set) var endpoint: Endpoint? {
+        didSet { counted = endpoint.map(Unmanaged.passUnretained) }
+    }
+    /// `endpoint`, for counting bytes without reference counting per chunk (`endpoint`
+    /// keeps it alive).
+    private var counted: Unmanaged<Endpoint>?
     /// Endpoints whose connect failed for this client; a retry skips them.
     private var failed: [Endpoint] = []
     private(set) var state: ConnectionState
@@ -34,7 +46,11 @@ final class Session {
     /// Waiting in the service's queue for a free slot.
     private var queued = false
     private let downWatcher: IOWatcher
-    private var upWatcher: IOWatcher?
+    private var upWatcher: IOWatcher? {
+        didSet { upWatcherRef = upWatcher.map(Unmanaged.passUnretained) }
+    }
+    /// `upWatcher`, unretained, for `updateInterest` on every event.
+    private var upWatcherRef: Unmanaged<IOWatcher>?
     private let timer: TimerWatcher
     private var lastActivity: Double = 0
     private var toUpstream = PendingBytes()
@@ -50,15 +66,21 @@ final class Session {
 
     init(proxy: Proxy, service: Service, downstream: Int32) {
         self.proxy = proxy
+        loopRef = Unmanaged.passUnretained(proxy.loop)
+        pipesRef = Unmanaged.passUnretained(proxy.pipes)
         self.service = service
         self.downstream = downstream
         settings = service.settings
         worker = proxy.index
         state = ConnectionState(retries: settings.config.retries)
-        downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, handler: { _ in })
+        downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, function: { context, events in
+            Session.ready(context, .downstream, events)
+        })
         timer = TimerWatcher(loop: proxy.loop, handler: {})
-        downWatcher.handler = { [unowned self] events in self.ready(.downstream, events) }
-        timer.handler = { [unowned self] in self.timerFired() }
+        // Unretained: the watchers are this session's own, stopped when it closes, and the
+        // session itself is released only after the loop's callbacks (see `close`).
+        downWatcher.context = Unmanaged.passUnretained(self).toOpaque()
+        timer.handler = { [unowned(unsafe) self] in self.timerFired() }
     }
 
     func start() {
@@ -86,7 +108,7 @@ final class Session {
 
     private func connectNext() {
         let key = settings.needsClientAddress ? clientKey() : 0
-        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self) {
+        switch service.choose(excluding: failed, now: now, clientKey: key, for: self) {
         case .noneUp:
             perform(state.noEndpoint())
         case .queued:
@@ -103,7 +125,7 @@ final class Session {
     /// is still full (the session stays queued).
     func retryFromQueue() -> Bool {
         let key = settings.needsClientAddress ? clientKey() : 0
-        switch service.choose(excluding: failed, now: proxy.loop.now, clientKey: key, for: self, fromQueue: true) {
+        switch service.choose(excluding: failed, now: now, clientKey: key, for: self, fromQueue: true) {
         case .allFull, .queued:
             return false
         case .noneUp:
@@ -135,7 +157,9 @@ final class Session {
         }
         upstream = fd
         Socket.setNoDelay(fd)
-        let watcher = IOWatcher(loop: proxy.loop, fd: fd, handler: { [unowned self] events in self.ready(.upstream, events) })
+        let watcher = IOWatcher(loop: proxy.loop, fd: fd, context: Unmanaged.passUnretained(self).toOpaque(), function: { context, events in
+            Session.ready(context, .upstream, events)
+        })
         upWatcher = watcher
         do {
             switch try Socket.connect(fd, to: endpoint.address) {
@@ -154,7 +178,7 @@ final class Session {
     private func connectFailed(_ error: SystemError?) {
         if let endpoint, holdsSlot {
             // Gives the slot back too.
-            service.connectFailed(endpoint, error: error, now: proxy.loop.now)
+            service.connectFailed(endpoint, error: error, now: now)
             holdsSlot = false
             failed.append(endpoint)
             service.serveQueue(on: worker)
@@ -172,7 +196,7 @@ final class Session {
     }
 
     private func startRelay() {
-        lastActivity = proxy.loop.now
+        lastActivity = now
         timer.start(after: settings.config.idleTimeout)
         let version = settings.config.proxyProtocol
         if version != .off {
@@ -262,6 +286,17 @@ final class Session {
 
     // MARK: Events
 
+    /// The loop's cached time.
+    private var now: Double { loopRef._withUnsafeGuaranteedRef { $0.now } }
+
+    private func takePipe() -> PipePool.Pipe? { pipesRef._withUnsafeGuaranteedRef { $0.take() } }
+    private func givePipe(_ pipe: PipePool.Pipe) { pipesRef._withUnsafeGuaranteedRef { $0.give(pipe) } }
+
+    /// An event for the session at `context` (from its watchers, which hold it unretained).
+    private static func ready(_ context: UnsafeMutableRawPointer?, _ side: Side, _ events: Int32) {
+        Unmanaged<Session>.fromOpaque(context!)._withUnsafeGuaranteedRef { $0.ready(side, IOEvents(rawValue: events)) }
+    }
+
     private func ready(_ side: Side, _ events: IOEvents) {
         if state.phase == .connecting {
             if side == .upstream && events.contains(.write) {
@@ -293,7 +328,7 @@ final class Session {
             connectFailed(nil)
         case .relaying:
             let idle = settings.config.idleTimeout
-            let quiet = proxy.loop.now - lastActivity
+            let quiet = now - lastActivity
             if quiet >= idle {
                 perform(state.idleTimeout())
             } else {
@@ -317,7 +352,7 @@ final class Session {
         let sourceFD = source == .downstream ? downstream : upstream
         let destinationFD = source == .downstream ? upstream : downstream
         for _ in 0..<Self.readsPerWakeup {
-            guard let pipe = proxy.pipes.take() else {
+            guard let pipe = takePipe() else {
                 // No descriptor for a pipe: copy instead of failing the connection.
                 relayCopied(from: source)
                 return
@@ -326,13 +361,13 @@ final class Session {
             do {
                 switch try Socket.splice(from: sourceFD, to: pipe.writeEnd, count: pipe.capacity) {
                 case .wouldBlock:
-                    proxy.pipes.give(pipe)
+                    givePipe(pipe)
                     return
                 case .done(let n):
                     count = n
                 }
             } catch {
-                proxy.pipes.give(pipe)
+                givePipe(pipe)
                 if error.errno == EINVAL || error.errno == ENOSYS {
                     proxy.spliceUnsupported(error)
                     relayCopied(from: source)
@@ -342,11 +377,11 @@ final class Session {
                 return
             }
             if count == 0 {
-                proxy.pipes.give(pipe)
+                givePipe(pipe)
                 perform(state.finReceived(from: source, buffered: false))
                 return
             }
-            lastActivity = proxy.loop.now
+            lastActivity = now
             var left = count
             do {
                 while left > 0 {
@@ -366,7 +401,7 @@ final class Session {
                 perform(state.reset(source.peer))
                 return
             }
-            proxy.pipes.give(pipe)
+            givePipe(pipe)
             if count < pipe.capacity { return }
         }
     }
@@ -391,7 +426,7 @@ final class Session {
                 perform(state.finReceived(from: source, buffered: false))
                 return
             }
-            lastActivity = proxy.loop.now
+            lastActivity = now
             var written = 0
             do {
                 while written < count {
@@ -442,11 +477,11 @@ final class Session {
                     n += moved
                 }
                 let remaining: (pipe: PipePool.Pipe, count: Int)? = held.count > 0 ? held : nil
-                if remaining == nil { proxy.pipes.give(held.pipe) }
+                if remaining == nil { givePipe(held.pipe) }
                 if destination == .upstream { pipeToUpstream = remaining } else { pipeToDownstream = remaining }
             }
             if n > 0 {
-                lastActivity = proxy.loop.now
+                lastActivity = now
                 countBytes(n, from: source)
             }
         } catch {
@@ -463,13 +498,15 @@ final class Session {
 
     @inline(__always)
     private func countBytes(_ n: Int, from source: Side) {
-        guard n > 0, let endpoint else { return }
-        if source == .downstream {
-            service.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
-            endpoint.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
-        } else {
-            service.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
-            endpoint.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
+        guard n > 0, let counted else { return }
+        counted._withUnsafeGuaranteedRef { endpoint in
+            if source == .downstream {
+                service.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
+                endpoint.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
+            } else {
+                service.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
+                endpoint.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
+            }
         }
     }
 
@@ -486,6 +523,6 @@ final class Session {
         if waitingDown { down.insert(.write) }
         if waitingUp { up.insert(.write) }
         downWatcher.watch(down)
-        upWatcher?.watch(up)
+        upWatcherRef?._withUnsafeGuaranteedRef { $0.watch(up) }
     }
 }
