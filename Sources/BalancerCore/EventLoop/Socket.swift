@@ -12,6 +12,8 @@ public enum Socket {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") }
             if address.family == .ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)") }
+            // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+            setNoDelay(fd)
             let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
             if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
             try syscallChecked("listen \(address)") { Glibc.listen(fd, backlog) }
@@ -33,11 +35,12 @@ public enum Socket {
         if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
     }
 
-    /// Makes a socket created elsewhere (handed over by systemd) non-blocking and
-    /// close-on-exec, like the ones made here.
+    /// Makes a socket created elsewhere (handed over by systemd) non-blocking, close-on-exec
+    /// and TCP_NODELAY (for the connections it accepts), like the ones made here.
     public static func adopt(_ fd: Int32) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        setNoDelay(fd)
     }
 
     /// A new non-blocking TCP socket.

@@ -110,7 +110,7 @@ public final class Proxy: @unchecked Sendable {
             Log.debug("service \(service.name): connection refused: limits.maxConnections (\(maxConnections)) reached")
             return
         }
-        Socket.setNoDelay(fd)
+        // TCP_NODELAY comes from the listening socket (see `Socket.listen`).
         service.connectionOpened()
         let session = Session(proxy: self, service: service, downstream: fd)
         sessions[fd] = session
