@@ -255,19 +255,21 @@ final class Session {
     private func close(_ reason: CloseReason) {
         downWatcher.stop()
         timer.stop()
+        // Counted before the client's socket closes: once a client sees its end, `/stats`
+        // (served by another worker's thread, perhaps) already shows it.
+        if queued {
+            queued = false
+            service.leaveQueue(self, timedOut: false)
+        }
+        service.connectionClosed(failed: reason.isFailure)
         dropUpstream()
+        releaseSlot()
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
         // A pipe kept here still holds bytes: it cannot go back to the pool.
         if let held = pipeToUpstream { PipePool.close(held.pipe); pipeToUpstream = nil }
         if let held = pipeToDownstream { PipePool.close(held.pipe); pipeToDownstream = nil }
-        if queued {
-            queued = false
-            service.leaveQueue(self, timedOut: false)
-        }
-        releaseSlot()
-        service.connectionClosed(failed: reason.isFailure)
         if reason.isFailure {
             Log.info("service \(service.name): client connection closed: \(describe(reason))")
         }
