@@ -60,9 +60,12 @@ import Testing
         let daemon = try DaemonProcess(config: ConfigText.service(port: oldPort, endpoints: [backend.address], top: ["workers: 2"], adminPort: admin))
         let longLived = try TestClient(port: oldPort)
         #expect(try longLived.readLine() == "a")
-        try daemon.rewriteConfig(ConfigText.service(port: newPort, endpoints: [backend.address], top: ["workers: 2"], adminPort: admin))
+        // A new worker count waits for a restart; the rest of the reload applies now.
+        try daemon.rewriteConfig(ConfigText.service(port: newPort, endpoints: [backend.address], top: ["workers: 3"], adminPort: admin))
         daemon.send(SIGHUP)
         #expect(Harness.waitUntil(timeout: 5) { daemon.logCount("reload (SIGHUP) complete") == 1 })
+        #expect(daemon.log.contains("workers: 3 takes effect at the next start; running 2"))
+        #expect(try workerFigures(admin).count == 2)
         // The old address is closed on both workers; the new one answers on both.
         for _ in 0..<10 { #expect((try? TestClient(port: oldPort, timeout: 1)) == nil) }
         let before = try acceptedPerWorker(admin)

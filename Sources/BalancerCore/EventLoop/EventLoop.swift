@@ -107,7 +107,6 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runDeferred() {
-        if deferred.isEmpty { return }
         while !deferred.isEmpty {
             let batch = deferred
             deferred.removeAll(keepingCapacity: true)

@@ -7,16 +7,27 @@ public enum Socket {
     /// A listening socket bound to `address` (SO_REUSEADDR; IPv6 sockets are IPv6-only so
     /// that `[::]:p` and `0.0.0.0:p` can be two services).
     public static func listen(on address: SocketAddress, backlog: Int32 = 4096, reusePort: Bool = false) throws(SystemError) -> Int32 {
+        let fd = try bound(to: address, reusePort: reusePort)
+        do throws(SystemError) {
+            // Accepted sockets inherit it: one setsockopt per listener, not per connection.
+            setNoDelay(fd)
+            try syscallChecked("listen \(address)") { Glibc.listen(fd, backlog) }
+            return fd
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    /// A new socket bound to `address`, with the options every listener has.
+    private static func bound(to address: SocketAddress, reusePort: Bool) throws(SystemError) -> Int32 {
         let fd = try open(family: address.family)
         do throws(SystemError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") }
             if address.family == .ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)") }
-            // Accepted sockets inherit it: one setsockopt per listener, not per connection.
-            setNoDelay(fd)
             let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
             if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
-            try syscallChecked("listen \(address)") { Glibc.listen(fd, backlog) }
             return fd
         } catch {
             Glibc.close(fd)
@@ -27,12 +38,7 @@ public enum Socket {
     /// Binds a throwaway socket to `address` without SO_REUSEPORT, and closes it: throws
     /// EADDRINUSE when anyone listens there, even in a SO_REUSEPORT group of their own.
     public static func checkBindable(_ address: SocketAddress) throws(SystemError) {
-        let fd = try open(family: address.family)
-        defer { Glibc.close(fd) }
-        try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
-        if address.family == .ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)") }
-        let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
-        if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
+        Glibc.close(try bound(to: address, reusePort: false))
     }
 
     /// Makes a socket created elsewhere (handed over by systemd) non-blocking, close-on-exec

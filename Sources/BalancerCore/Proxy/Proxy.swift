@@ -111,8 +111,8 @@ public final class Proxy: @unchecked Sendable {
             return
         }
         // TCP_NODELAY comes from the listening socket (see `Socket.listen`).
-        service.connectionOpened()
-        let session = Session(proxy: self, service: service, downstream: fd)
+        let settings = service.connectionOpened()
+        let session = Session(proxy: self, service: service, settings: settings, downstream: fd)
         sessions[fd] = session
         open.store(sessions.count, ordering: .relaxed)
         if !pausedForDescriptors, case let inAll = totals.open.load(ordering: .relaxed), inAll >= descriptorCapacity {

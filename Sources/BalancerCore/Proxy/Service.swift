@@ -72,8 +72,6 @@ public final class Service: @unchecked Sendable {
 
     /// The configuration in force (a copy).
     public var config: ServiceConfig { lock.withLock { _config } }
-    /// The configuration in force, for a new session.
-    var settings: Settings { lock.withLock { current } }
     /// The endpoints in force.
     public var endpoints: [Endpoint] { lock.withLock { _endpoints } }
     public var activeConnections: Int { lock.withLock { active } }
@@ -131,11 +129,13 @@ public final class Service: @unchecked Sendable {
 
     // MARK: Connections
 
-    /// A client connection was accepted and will be served.
-    func connectionOpened() {
+    /// A client connection was accepted and will be served: counted, and given the
+    /// settings in force for its whole life.
+    func connectionOpened() -> Settings {
         lock.withLock {
             total += 1
             active += 1
+            return current
         }
     }
 
@@ -199,9 +199,14 @@ public final class Service: @unchecked Sendable {
         }
     }
 
-    /// Gives back a slot taken by `choose`.
-    func release(_ endpoint: Endpoint) {
-        lock.withLock { endpoint.activeConnections -= 1 }
+    /// Gives back a slot taken by `choose` (on worker `worker`'s thread), and lets the
+    /// queue have it.
+    func release(_ endpoint: Endpoint, on worker: Int) {
+        let anyWaiting = lock.withLock {
+            endpoint.activeConnections -= 1
+            return !waiting.isEmpty
+        }
+        if anyWaiting { serveQueue(on: worker) }
     }
 
     // MARK: Queue
@@ -220,8 +225,8 @@ public final class Service: @unchecked Sendable {
     func serveQueue(on worker: Int) {
         while true {
             guard let head = lock.withLock({ waiting.first }) else { return }
-            if head.worker != worker {
-                let owner = head.worker
+            if head.proxy.index != worker {
+                let owner = head.proxy.index
                 head.proxy.loop.post { [self] in self.serveQueue(on: owner) }
                 return
             }
@@ -247,23 +252,22 @@ public final class Service: @unchecked Sendable {
         return false
     }
 
-    /// A connect made for a client failed; the slot it took is given back. `error` is nil
-    /// for a timeout.
-    func connectFailed(_ endpoint: Endpoint, error: SystemError?, now: Double) {
+    /// A connect made for a client (on worker `worker`'s thread) failed: counted against
+    /// the endpoint's health, unless the cause was local. `error` is nil for a timeout.
+    func connectFailed(_ endpoint: Endpoint, error: SystemError?, now: Double, on worker: Int) {
         if let error, error.isLocalResourceShortage {
             lock.withLock {
-                endpoint.activeConnections -= 1
                 Log.warning("service \(name): connect to \(endpoint.config.name) failed for a local reason: \(error.reason)")
             }
-            return
+        } else {
+            let reason = error?.reason ?? "connect timed out"
+            lock.withLock {
+                endpoint.failedConnects += 1
+                Log.debug("service \(name): connect to \(endpoint.config.name) failed: \(reason)")
+                recordFailureLocked(endpoint, reason: reason, now: now)
+            }
         }
-        let reason = error?.reason ?? "connect timed out"
-        lock.withLock {
-            endpoint.activeConnections -= 1
-            endpoint.failedConnects += 1
-            Log.debug("service \(name): connect to \(endpoint.config.name) failed: \(reason)")
-            recordFailureLocked(endpoint, reason: reason, now: now)
-        }
+        release(endpoint, on: worker)
     }
 
     func connectSucceeded(_ endpoint: Endpoint) {

@@ -27,8 +27,6 @@ final class Session {
     /// The service's configuration when this connection arrived: a reload applies to new
     /// connections, and reading it here takes no lock.
     let settings: Service.Settings
-    /// The worker (loop) this session lives on.
-    let worker: Int
     let downstream: Int32
     private(set) var upstream: Int32 = -1
     private(set) var endpoint: Endpoint? {
@@ -64,14 +62,13 @@ final class Session {
     private var splicingFromDownstream = false
     private var splicingFromUpstream = false
 
-    init(proxy: Proxy, service: Service, downstream: Int32) {
+    init(proxy: Proxy, service: Service, settings: Service.Settings, downstream: Int32) {
         self.proxy = proxy
         loopRef = Unmanaged.passUnretained(proxy.loop)
         pipesRef = Unmanaged.passUnretained(proxy.pipes)
         self.service = service
         self.downstream = downstream
-        settings = service.settings
-        worker = proxy.index
+        self.settings = settings
         state = ConnectionState(retries: settings.config.retries)
         downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, function: { context, events in
             Session.ready(context, .downstream, events)
@@ -178,10 +175,9 @@ final class Session {
     private func connectFailed(_ error: SystemError?) {
         if let endpoint, holdsSlot {
             // Gives the slot back too.
-            service.connectFailed(endpoint, error: error, now: now)
+            service.connectFailed(endpoint, error: error, now: now, on: proxy.index)
             holdsSlot = false
             failed.append(endpoint)
-            service.serveQueue(on: worker)
         }
         endpoint = nil
         dropUpstream()
@@ -235,8 +231,7 @@ final class Session {
     private func releaseSlot() {
         guard holdsSlot, let endpoint else { return }
         holdsSlot = false
-        service.release(endpoint)
-        service.serveQueue(on: worker)
+        service.release(endpoint, on: proxy.index)
     }
 
     private func dropUpstream() {
