@@ -2,7 +2,8 @@
 """Writes a large balancerd configuration, for reload timing and benchmarks.
 
     scripts/gen-config.py [--services N] [--endpoints M] [--listen-base PORT]
-                          [--endpoint-base PORT] [--shift K] [--admin PORT] > big.yaml
+                          [--endpoint-base PORT] [--shift K] [--admin PORT]
+                          [--balance POLICY] > big.yaml
 
 Service i listens on 127.0.0.1:(listen-base + i) and has M endpoints on 127.0.0.1,
 ports endpoint-base + (i*M + j + shift) % 10000 (both ranges below the
@@ -18,6 +19,7 @@ parser.add_argument("--listen-base", type=int, default=11000)
 parser.add_argument("--endpoint-base", type=int, default=20000)
 parser.add_argument("--shift", type=int, default=0)
 parser.add_argument("--admin", type=int, default=9901)
+parser.add_argument("--balance", default="round-robin", help="every service's balance policy")
 args = parser.parse_args()
 
 lines = [
@@ -28,6 +30,7 @@ lines = [
     "  healthCheck:",
     "    interval: 2s",
     "    timeout: 1s",
+    f"  balance: {args.balance}",
     "services:",
 ]
 for i in range(args.services):

@@ -47,7 +47,7 @@ import BalancerCore
     @Test func everyPolicy_skipsExcludedAndDownEndpoints() {
         for policy in BalancePolicy.allCases {
             var selector = EndpointSelector(mode: .activeActive, failback: true, policy: policy)
-            selector.names = ["a:1", "b:1", "c:1"]
+            selector.maglev = MaglevTable(names: ["a:1", "b:1", "c:1"])
             var list = candidates(weights: [1, 1, 1], up: [0, 2])
             list[0].isExcluded = true
             for key in 0..<20 {
@@ -60,8 +60,8 @@ import BalancerCore
         let names = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]
         var first = EndpointSelector(mode: .activeActive, failback: true, policy: .sourceIP)
         var second = EndpointSelector(mode: .activeActive, failback: true, policy: .sourceIP)
-        first.names = names
-        second.names = names
+        first.maglev = MaglevTable(names: names)
+        second.maglev = MaglevTable(names: names)
         let list = candidates(weights: [1, 1, 1])
         var seen: Set<Int> = []
         for client in 0..<200 {
@@ -76,7 +76,7 @@ import BalancerCore
 
     @Test func sourceIP_whenAnEndpointGoesDown_onlyItsClientsMove() {
         var selector = EndpointSelector(mode: .activeActive, failback: true, policy: .sourceIP)
-        selector.names = (0..<5).map { "10.0.0.\($0):80" }
+        selector.maglev = MaglevTable(names: (0..<5).map { "10.0.0.\($0):80" })
         let all = candidates(weights: [1, 1, 1, 1, 1])
         let keys = (0..<2000).map { MaglevTable.fnv1a("172.16.\($0 / 250).\($0 % 250)") }
         let before = keys.map { selector.choose(all, clientKey: $0)! }
@@ -86,5 +86,21 @@ import BalancerCore
             #expect(a == b)
         }
         #expect(!after.contains(2))
+    }
+
+    @Test func sourceIP_whenAnEndpointIsExcluded_onlyItsClientsMove_andComeBack() {
+        var selector = EndpointSelector(mode: .activeActive, failback: true, policy: .sourceIP)
+        selector.maglev = MaglevTable(names: (0..<4).map { "10.0.0.\($0):80" }, weights: [1, 2, 1, 1])
+        let keys = (0..<2000).map { MaglevTable.fnv1a("172.17.\($0 / 250).\($0 % 250)") }
+        let all = candidates(weights: [1, 2, 1, 1])
+        let before = keys.map { selector.choose(all, clientKey: $0)! }
+        var full = all
+        full[1].isExcluded = true
+        let during = keys.map { selector.choose(full, clientKey: $0)! }
+        #expect(zip(before, during).allSatisfy { b, d in b == 1 ? d != 1 : d == b })
+        // Weight 2 of 5: about 40% of the clients were on it.
+        let share = Double(before.filter { $0 == 1 }.count) / Double(keys.count)
+        #expect(share > 0.35 && share < 0.45, "\(share)")
+        #expect(keys.map { selector.choose(all, clientKey: $0)! } == before)
     }
 }

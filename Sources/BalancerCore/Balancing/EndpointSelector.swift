@@ -28,19 +28,16 @@ public struct EndpointSelector: Sendable {
     public let mode: FailoverMode
     public let failback: Bool
     public let policy: BalancePolicy
-    /// Stable names of the endpoints (their addresses), for the Maglev table.
-    public var names: [String] = [] {
-        didSet { if names != oldValue { maglev = nil } }
-    }
     /// Smooth weighted round-robin state, one entry per endpoint.
     private var currentWeights: [Int] = []
     /// least-connections: where the turn among ties starts.
     private var cursor = 0
     /// active-passive without failback: the endpoint in use.
     public private(set) var current: Int?
-    /// Built over every configured endpoint, up or not: a down endpoint's clients walk on
-    /// to the next slots, so only they move, and they come back when it does.
-    private var maglev: MaglevTable?
+    /// source-ip: the table over every configured endpoint, up or not, built by the owner
+    /// when the endpoint list or a weight changes (never per connection). A down endpoint's
+    /// clients walk on to the next slots, so only they move, and they come back when it does.
+    public var maglev: MaglevTable?
 
     public init(mode: FailoverMode, failback: Bool, policy: BalancePolicy = .roundRobin) {
         self.mode = mode
@@ -115,16 +112,18 @@ public struct EndpointSelector: Sendable {
     }
 
     private mutating func chooseSourceIP(_ candidates: [Candidate], key: UInt64) -> Int? {
-        if maglev == nil || maglev!.endpointCount != candidates.count {
-            let keys = names.count == candidates.count ? names : candidates.indices.map(String.init)
-            maglev = MaglevTable(names: keys)
+        if maglev?.memberCount != candidates.count {
+            // Only an owner that set no table gets here: a table over the positions.
+            maglev = MaglevTable(members: candidates.indices.map { .init(name: String($0), weight: candidates[$0].weight) })
         }
-        guard let table = maglev, table.size > 0 else { return nil }
+        guard let table = maglev, table.size > 0, candidates.contains(where: \.isEligible) else { return nil }
         // The client's own slot, or (when its endpoint cannot take it now) the next slots.
-        let start = table.slot(for: key)
-        for step in 0..<table.size {
-            let index = table.slots[(start + step) % table.size]
+        var slot = table.slot(for: key)
+        for _ in 0..<table.size {
+            let index = table.member(at: slot)
             if candidates[index].isEligible { return index }
+            slot += 1
+            if slot == table.size { slot = 0 }
         }
         return nil
     }

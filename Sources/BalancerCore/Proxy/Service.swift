@@ -61,13 +61,18 @@ public final class Service: @unchecked Sendable {
         name = config.name
         current = Settings(config)
         _endpoints = config.endpoints.map(Endpoint.init)
-        selector = Self.makeSelector(config)
+        selector = EndpointSelector(mode: config.mode, failback: config.failback, policy: config.balance)
+        selector.maglev = Self.maglevTable(for: config, reusing: nil)
     }
 
-    private static func makeSelector(_ config: ServiceConfig) -> EndpointSelector {
-        var selector = EndpointSelector(mode: config.mode, failback: config.failback, policy: config.balance)
-        selector.names = config.endpoints.map(\.address.description)
-        return selector
+    /// source-ip's table for `config`'s endpoints (nil for other policies): `old` when the
+    /// names and weights are the same, else built anew. Called off the service's lock, so
+    /// that workers choosing endpoints never wait for a build.
+    private static func maglevTable(for config: ServiceConfig, reusing old: MaglevTable?) -> MaglevTable? {
+        guard config.mode == .activeActive, config.balance == .sourceIP else { return nil }
+        let members = config.endpoints.map { MaglevTable.Member(name: $0.address.description, weight: $0.weight) }
+        if let old, old.members == members { return old }
+        return MaglevTable(members: members)
     }
 
     /// The configuration in force (a copy).
@@ -97,6 +102,9 @@ public final class Service: @unchecked Sendable {
     /// keep their health and counters; removed ones get no new connections while their open
     /// ones finish. New settings (timeouts, checks, mode) apply to new work.
     func update(config new: ServiceConfig) -> (added: Int, removed: Int) {
+        // Only this thread replaces the table, so reading it first and swapping it in below
+        // cannot miss a change.
+        let table = Self.maglevTable(for: new, reusing: lock.withLock { selector.maglev })
         let result = lock.withLock { () -> (added: Int, removed: Int) in
             var kept: [SocketAddress: Endpoint] = [:]
             for endpoint in _endpoints { kept[endpoint.address] = endpoint }
@@ -111,10 +119,9 @@ public final class Service: @unchecked Sendable {
             }
             for removed in kept.values { removed.isRemoved = true }
             if new.mode != _config.mode || new.failback != _config.failback || new.balance != _config.balance {
-                selector = Self.makeSelector(new)
-            } else {
-                selector.names = new.endpoints.map(\.address.description)
+                selector = EndpointSelector(mode: new.mode, failback: new.failback, policy: new.balance)
             }
+            selector.maglev = table
             current = Settings(new)
             return (added, kept.count)
         }

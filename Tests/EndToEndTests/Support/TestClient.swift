@@ -23,8 +23,9 @@ final class TestClient: @unchecked Sendable {
             let rc = withUnsafePointer(to: &local) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
+            // No close here: every stored property is set, so a throw still runs deinit,
+            // which closes the descriptor (closing it twice could close another test's).
             if rc != 0 {
-                close(fd)
                 throw HarnessError("bind \(source): \(String(cString: strerror(errno)))")
             }
         }
@@ -51,7 +52,6 @@ final class TestClient: @unchecked Sendable {
         }
         if rc != 0 {
             let code = errno
-            close(fd)
             throw HarnessError("connect to 127.0.0.1:\(port): \(String(cString: strerror(code)))")
         }
     }
