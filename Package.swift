@@ -18,9 +18,11 @@ let package = Package(
         ),
         // Debian's libhttp-parser-dev, for the admin port's requests.
         .systemLibrary(name: "CHTTPParser"),
+        // Debian's libc-ares-dev, for endpoints that follow DNS names.
+        .systemLibrary(name: "CCares"),
         .target(
             name: "BalancerCore",
-            dependencies: ["CEv", "CHTTPParser", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CEv", "CHTTPParser", "CCares", .product(name: "Yams", package: "Yams")],
             // Release builds skip the run-time exclusivity checks: a callgrind profile put
             // them at ~11% of the instructions per proxied connection. Debug builds (and so
             // the test suite) keep them.

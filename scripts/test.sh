@@ -10,10 +10,13 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib/packages.sh
 
-# libev: the event loop; http-parser: the admin port; prometheus: promtool and a real
-# server scraping the admin port in the end-to-end tests.
-# systemd: systemd-analyze and systemd-socket-activate (systemd need not be running).
-ensure_packages libev-dev libhttp-parser-dev prometheus systemd
+# libev: the event loop; http-parser: the admin port; c-ares: endpoints that follow DNS
+# names; prometheus: promtool and a real server scraping the admin port in the end-to-end
+# tests; systemd: systemd-analyze and systemd-socket-activate (systemd need not be
+# running); dnsmasq-base (the dnsmasq binary, without a system service) and PyPI's
+# dnslib: the DNS servers of the end-to-end tests; bind9-dnsutils: dig.
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev prometheus systemd dnsmasq-base bind9-dnsutils
+ensure_python_modules dnslib
 trap 'stop_strays "$root"' EXIT
 
 build=(--build-path .build)

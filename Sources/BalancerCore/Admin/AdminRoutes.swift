@@ -4,11 +4,15 @@ public struct AdminRoutes {
     public var services: () -> [Service]
     public var workers: () -> [Workers.Figures]
     public var info: RuntimeInfo
+    /// The names followed in DNS.
+    public var dns: () -> [DNSDiscovery.Status]
 
-    public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] }) {
+    public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] },
+                dns: @escaping () -> [DNSDiscovery.Status] = { [] }) {
         self.info = info
         self.services = services
         self.workers = workers
+        self.dns = dns
     }
 
     static let paths: Set<String> = ["/healthz", "/stats", "/metrics"]
@@ -24,10 +28,10 @@ public struct AdminRoutes {
         case "/healthz":
             return AdminResponse(status: 200, body: "ok")
         case "/stats":
-            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers()))
+            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns()))
         default:
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers()))
+                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns()))
         }
     }
 }

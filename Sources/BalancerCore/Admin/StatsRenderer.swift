@@ -5,7 +5,7 @@
 public enum StatsRenderer {
     // MARK: JSON
 
-    public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = []) -> String {
+    public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = []) -> String {
         let services = live.map { $0.snapshot() }
         var out = "{"
         out += "\"version\":\(quote(BalancerVersion.string)),"
@@ -20,7 +20,12 @@ public enum StatsRenderer {
         } else {
             out += "null"
         }
-        out += "},\"services\":["
+        out += "},\"dns\":["
+        out += dns.map { name in
+            "{\"name\":\(quote(name.name)),\"type\":\(quote(name.type.rawValue)),\"addresses\":\(name.addresses),"
+                + "\"lastResolved\":\(name.lastResolved.map(seconds) ?? "null"),\"lastError\":\(name.lastError.map(quote) ?? "null")}"
+        }.joined(separator: ",")
+        out += "],\"services\":["
         for (index, service) in services.enumerated() {
             if index > 0 { out += "," }
             let config = service.config
@@ -36,6 +41,7 @@ public enum StatsRenderer {
             for (position, endpoint) in service.endpoints.enumerated() {
                 if position > 0 { out += "," }
                 out += "{\"address\":\(quote(endpoint.config.name)),\"state\":\(quote(endpoint.isUp ? "up" : "down")),"
+                out += "\"source\":\(quote(endpoint.config.source)),"
                 out += "\"weight\":\(endpoint.config.weight),\"maxConnections\":\(endpoint.config.maxConnections.map(String.init) ?? "null"),"
                 out += "\"activeConnections\":\(endpoint.activeConnections),\"totalConnections\":\(endpoint.totalConnections),"
                 out += "\"failedConnects\":\(endpoint.failedConnects),"
@@ -75,7 +81,7 @@ public enum StatsRenderer {
 
     // MARK: Prometheus
 
-    public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = []) -> String {
+    public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = []) -> String {
         let services = live.map { $0.snapshot() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
@@ -157,6 +163,14 @@ public enum StatsRenderer {
             eachEndpoint { _, endpoint, labels in
                 sample("balancerd_health_checks_total", labels + [("result", "pass")], endpoint.checksPassed)
                 sample("balancerd_health_checks_total", labels + [("result", "fail")], endpoint.checksFailed)
+            }
+        }
+        family("balancerd_dns_resolutions_total", "counter", "Resolutions of each name followed, by result.") {
+            for name in dns {
+                let label = name.name
+                sample("balancerd_dns_resolutions_total", [("name", label), ("result", "success")], name.successes)
+                sample("balancerd_dns_resolutions_total", [("name", label), ("result", "failure")], name.failures)
+                sample("balancerd_dns_resolutions_total", [("name", label), ("result", "nxdomain")], name.notFound)
             }
         }
         return out

@@ -9,8 +9,20 @@ public struct Config: Sendable {
     /// Open client connections allowed in all; past it new ones are refused.
     public var maxConnections: Int
     public var services: [ServiceConfig]
+    /// `resolvers:`; nil means the nameservers of /etc/resolv.conf.
+    public var resolvers: ResolverConfig?
 
     public var endpointCount: Int { services.reduce(0) { $0 + $1.endpoints.count } }
+
+    /// Every name the services' endpoint lists follow, once each.
+    public var dnsNames: [DNSName] {
+        var seen: Set<DNSName.Query> = []
+        var names: [DNSName] = []
+        for service in services {
+            for case .name(let name) in service.sources where seen.insert(name.query).inserted { names.append(name) }
+        }
+        return names
+    }
 
     /// The longest drain any service asks for: how long shutdown may take.
     public var longestDrain: Double { services.map(\.drainTimeout).max() ?? 0 }
@@ -39,15 +51,27 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public init() {}
 }
 
+/// One concrete endpoint: an address balancerd connects to.
 public struct EndpointConfig: Sendable, Equatable {
-    /// As written in the file (a DNS name stays a name here).
+    /// How logs name it: as written in the file for a literal, `ip:port` for an address a
+    /// name resolved to.
     public var name: String
-    /// Resolved when the configuration was loaded.
     public var address: SocketAddress
-    /// 1-256, for round-robin and least-connections.
+    /// 1-256, for every policy.
     public var weight: Int = 1
     /// Open connections allowed to this endpoint; nil is unlimited.
     public var maxConnections: Int?
+    /// Where it comes from, as `/stats` shows it: `file`, `dns:NAME:PORT`, `srv:NAME`.
+    public var source: String = "file"
+    /// SRV: the endpoints of one SRV name form priority tiers; only the lowest `priority`
+    /// with an endpoint up gets connections. nil for every other endpoint.
+    public var tier: Tier?
+
+    public struct Tier: Sendable, Equatable {
+        /// The SRV name whose records these are.
+        public var group: String
+        public var priority: Int
+    }
 
     public init(name: String, address: SocketAddress, weight: Int = 1, maxConnections: Int? = nil) {
         self.name = name
@@ -55,6 +79,31 @@ public struct EndpointConfig: Sendable, Equatable {
         self.weight = weight
         self.maxConnections = maxConnections
     }
+}
+
+/// One entry of a service's `endpoints:` list as written: a fixed address, or a name that
+/// stands for as many endpoints as it resolves to.
+public enum EndpointSource: Sendable, Equatable {
+    case fixed(EndpointConfig)
+    case name(DNSName)
+}
+
+/// `resolvers:`: the nameservers balancerd asks, instead of those of /etc/resolv.conf.
+public struct ResolverConfig: Sendable, Equatable {
+    public var nameservers: [SocketAddress] = []
+    /// One query attempt.
+    public var timeout: Double = 1
+    /// Per nameserver, per resolution.
+    public var attempts: Int = 2
+}
+
+/// A service's `dns:` settings.
+public struct DNSSettings: Sendable, Hashable {
+    /// Each name is resolved again this often.
+    public var refresh: Double = 5
+    /// How long an authoritative "no such name / no records" answer must persist before
+    /// the name's endpoints go.
+    public var hold: Double = 30
 }
 
 /// Where connections wait while every eligible endpoint is at its `maxConnections`.
@@ -77,9 +126,14 @@ public struct ServiceConfig: Sendable {
     public var proxyProtocol: ProxyProtocolVersion = .off
     /// nil: a connection that finds every eligible endpoint full is closed at once.
     public var queue: QueueConfig?
+    public var dns = DNSSettings()
     /// The default check interval: with `healthCheck: off` it is how long passive failures
     /// keep an endpoint down.
     public var passiveDownTime: Double = 2
+    /// The `endpoints:` list as written.
+    public var sources: [EndpointSource] = []
+    /// The endpoints in force: the fixed ones and what the names resolved to, in list
+    /// order (see `ServiceMap`). As loaded from the file, the fixed ones alone.
     public var endpoints: [EndpointConfig] = []
 
     public init(name: String, listen: SocketAddress) {

@@ -16,12 +16,10 @@ public enum ConfigLoader {
         return try parse(text, path: path)
     }
 
-    /// Turns a host name into an address; the default asks the system resolver.
-    public typealias Resolver = @Sendable (_ host: String, _ port: UInt16) -> Result<SocketAddress, SocketAddress.ResolveError>
-
-    /// Validates YAML `text` as if read from `path`.
-    public static func parse(_ text: String, path: String, resolver: @escaping Resolver = SocketAddress.resolve) throws(ConfigErrors) -> Config {
-        let parser = ConfigParser(path: path, resolver: resolver)
+    /// Validates YAML `text` as if read from `path`. Nothing is resolved: names in
+    /// endpoint lists are followed later, on the loop (see `DNSDiscovery`).
+    public static func parse(_ text: String, path: String) throws(ConfigErrors) -> Config {
+        let parser = ConfigParser(path: path)
         let config = parser.parseDocument(text)
         if let config, parser.errors.isEmpty { return config }
         throw ConfigErrors(errors: parser.errors)
@@ -32,12 +30,10 @@ public enum ConfigLoader {
 /// first, so one run of `--check-config` shows everything to fix.
 final class ConfigParser {
     let path: String
-    private let resolver: ConfigLoader.Resolver
     private(set) var errors: [ConfigError] = []
 
-    init(path: String, resolver: @escaping ConfigLoader.Resolver) {
+    init(path: String) {
         self.path = path
-        self.resolver = resolver
     }
 
     // MARK: Document
@@ -60,7 +56,7 @@ final class ConfigParser {
             fail(at: nil, "", "the file is empty; it needs at least a `services` list")
             return nil
         }
-        let allowed: [String] = ["admin", "log", "workers", "limits", "defaults", "services"]
+        let allowed: [String] = ["admin", "log", "workers", "limits", "resolvers", "defaults", "services"]
         guard let top = fields(root, "", allowed: allowed) else { return nil }
 
         var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
@@ -87,6 +83,9 @@ final class ConfigParser {
             }
         }
 
+        var resolvers: ResolverConfig? = nil
+        if let node = top["resolvers"] { resolvers = parseResolvers(node.value) }
+
         var template = ServiceConfig(name: "", listen: AdminConfig.defaultListen)
         if let node = top["defaults"] { parseDefaults(node.value, into: &template) }
 
@@ -98,7 +97,28 @@ final class ConfigParser {
         }
 
         return Config(path: path, admin: admin, logLevel: logLevel, workers: workers,
-                      maxConnections: maxConnections, services: services)
+                      maxConnections: maxConnections, services: services, resolvers: resolvers)
+    }
+
+    private func parseResolvers(_ node: Node) -> ResolverConfig? {
+        guard let map = fields(node, "resolvers", allowed: ["nameservers", "timeout", "attempts"]) else { return nil }
+        var config = ResolverConfig()
+        if let f = map["nameservers"] {
+            if let list = f.value.sequence, list.count > 0 {
+                for (index, item) in list.enumerated() {
+                    let key = "resolvers.nameservers[\(index)]"
+                    guard let text = string(item, key) else { continue }
+                    // host[:port]: a bare address (IPv6 with or without brackets) means port 53.
+                    let withPort = SocketAddress.numeric(host: text, port: 53) != nil ? (text.contains(":") ? "[\(text)]:53" : "\(text):53") : text
+                    if let address = address(item, key, text: withPort) { config.nameservers.append(address) }
+                }
+            } else {
+                fail(at: f.value, "resolvers.nameservers", "expected a list of nameservers (host[:port])")
+            }
+        }
+        if let f = map["timeout"] { config.timeout = duration(f.value, "resolvers.timeout", allowZero: false) ?? config.timeout }
+        if let f = map["attempts"] { config.attempts = integer(f.value, "resolvers.attempts", in: 1...10) ?? config.attempts }
+        return config
     }
 
     private func parseAdmin(_ node: Node) -> AdminConfig? {
@@ -119,7 +139,7 @@ final class ConfigParser {
 
     /// The keys a service shares with `defaults`.
     private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck",
-                                     "balance", "proxyProtocol", "queue"]
+                                     "balance", "proxyProtocol", "queue", "dns"]
 
     private func parseDefaults(_ node: Node, into template: inout ServiceConfig) {
         guard let map = fields(node, "defaults", allowed: Self.timingKeys) else { return }
@@ -158,6 +178,12 @@ final class ConfigParser {
                 config.timeout = duration(timeout.value, "\(prefix).queue.timeout", allowZero: false) ?? config.timeout
             }
             service.queue = config
+        }
+        if let f = map["dns"], let dns = fields(f.value, "\(prefix).dns", allowed: ["refresh", "hold"]) {
+            if let refresh = dns["refresh"] {
+                service.dns.refresh = duration(refresh.value, "\(prefix).dns.refresh", allowZero: false) ?? service.dns.refresh
+            }
+            if let hold = dns["hold"] { service.dns.hold = duration(hold.value, "\(prefix).dns.hold", allowZero: true) ?? service.dns.hold }
         }
     }
 
@@ -225,7 +251,8 @@ final class ConfigParser {
             applyTimings(map, prefix: key, to: &service)
 
             if let f = map["endpoints"] {
-                service.endpoints = parseEndpoints(f.value, "\(key).endpoints")
+                service.sources = parseEndpoints(f.value, "\(key).endpoints", dns: service.dns)
+                service.endpoints = service.sources.compactMap { if case .fixed(let endpoint) = $0 { endpoint } else { nil } }
             } else {
                 fail(at: item, "\(key).endpoints", "missing; a service needs at least one endpoint")
             }
@@ -234,7 +261,10 @@ final class ConfigParser {
         return services
     }
 
-    private func parseEndpoints(_ node: Node, _ key: String) -> [EndpointConfig] {
+    /// The entries of an `endpoints:` list: `host:port` (an IP literal is one endpoint, a
+    /// name stands for its A and AAAA addresses), or a mapping with `address` or `srv`,
+    /// `weight` and `maxConnections`.
+    private func parseEndpoints(_ node: Node, _ key: String, dns: DNSSettings) -> [EndpointSource] {
         guard let list = node.sequence else {
             fail(at: node, key, "expected a list of endpoints (host:port)")
             return []
@@ -243,37 +273,92 @@ final class ConfigParser {
             fail(at: node, key, "a service needs at least one endpoint")
             return []
         }
-        var endpoints: [EndpointConfig] = []
-        var seen: Set<SocketAddress> = []
+        var sources: [EndpointSource] = []
+        var seenAddresses: Set<SocketAddress> = []
+        var seenNames: Set<String> = []
         for (index, item) in list.enumerated() {
             let itemKey = "\(key)[\(index)]"
-            var endpoint: EndpointConfig
-            var addressNode = item
+            var source: EndpointSource
+            var entryNode = item
             if item.mapping != nil {
-                // Long form: address, weight, maxConnections.
-                guard let map = fields(item, itemKey, allowed: ["address", "weight", "maxConnections"]) else { continue }
-                guard let node = map["address"] else {
-                    fail(at: item, "\(itemKey).address", "missing; an endpoint needs host:port")
+                // Long form: address or srv, weight, maxConnections.
+                guard let map = fields(item, itemKey, allowed: ["address", "srv", "weight", "maxConnections"]) else { continue }
+                var weight: Int?
+                var limit: Int?
+                if let f = map["weight"] { weight = integer(f.value, "\(itemKey).weight", in: 1...256) }
+                if let f = map["maxConnections"] { limit = integer(f.value, "\(itemKey).maxConnections", in: 1...100_000_000) }
+                switch (map["address"], map["srv"]) {
+                case (let address?, nil):
+                    entryNode = address.value
+                    guard let parsed = endpointSource(address.value, "\(itemKey).address") else { continue }
+                    source = parsed
+                case (nil, let srv?):
+                    entryNode = srv.value
+                    guard let text = string(srv.value, "\(itemKey).srv") else { continue }
+                    guard DNSName.isValid(text) else {
+                        fail(at: srv.value, "\(itemKey).srv", "'\(text)' is not a DNS name (such as _http._tcp.web.default.svc.cluster.local)")
+                        continue
+                    }
+                    source = .name(DNSName(kind: .service, host: text))
+                case (.some, .some):
+                    fail(at: item, itemKey, "give address or srv, not both")
+                    continue
+                case (nil, nil):
+                    fail(at: item, "\(itemKey).address", "missing; an endpoint needs host:port (or srv: NAME)")
                     continue
                 }
-                addressNode = node.value
-                guard let text = string(node.value, "\(itemKey).address"), let address = address(node.value, "\(itemKey).address") else { continue }
-                endpoint = EndpointConfig(name: text, address: address)
-                if let f = map["weight"] { endpoint.weight = integer(f.value, "\(itemKey).weight", in: 1...256) ?? 1 }
-                if let f = map["maxConnections"] {
-                    endpoint.maxConnections = integer(f.value, "\(itemKey).maxConnections", in: 1...100_000_000)
+                switch source {
+                case .fixed(var endpoint):
+                    endpoint.weight = weight ?? 1
+                    endpoint.maxConnections = limit
+                    source = .fixed(endpoint)
+                case .name(var name):
+                    name.weight = weight
+                    name.maxConnections = limit
+                    source = .name(name)
                 }
             } else {
-                guard let text = string(item, itemKey), let address = address(item, itemKey) else { continue }
-                endpoint = EndpointConfig(name: text, address: address)
+                guard let parsed = endpointSource(item, itemKey) else { continue }
+                source = parsed
             }
-            if !seen.insert(endpoint.address).inserted {
-                fail(at: addressNode, itemKey, "\(endpoint.name) is listed twice")
-                continue
+            switch source {
+            case .fixed(let endpoint):
+                if !seenAddresses.insert(endpoint.address).inserted {
+                    fail(at: entryNode, itemKey, "\(endpoint.name) is listed twice")
+                    continue
+                }
+            case .name(var name):
+                if !seenNames.insert(name.label).inserted {
+                    fail(at: entryNode, itemKey, "\(name.label.dropFirst(4)) is listed twice")
+                    continue
+                }
+                name.settings = dns
+                source = .name(name)
             }
-            endpoints.append(endpoint)
+            sources.append(source)
         }
-        return endpoints
+        return sources
+    }
+
+    /// `host:port`: an IP literal is a fixed endpoint, anything else a name to follow.
+    private func endpointSource(_ node: Node, _ key: String) -> EndpointSource? {
+        guard let text = string(node, key), let (host, port, bracketed) = hostAndPort(node, key, text: text) else { return nil }
+        if let literal = SocketAddress.numeric(host: host, port: port) {
+            if bracketed && literal.family != .ipv6 {
+                fail(at: node, key, "'\(host)' is not an IPv6 address")
+                return nil
+            }
+            return .fixed(EndpointConfig(name: text, address: literal))
+        }
+        guard !bracketed else {
+            fail(at: node, key, "'\(host)' is not an IPv6 address")
+            return nil
+        }
+        guard DNSName.isValid(host) else {
+            fail(at: node, key, "'\(host)' is neither an IP address nor a DNS name")
+            return nil
+        }
+        return .name(DNSName(kind: .addresses, host: host, port: port))
     }
 
     // MARK: Typed values
@@ -353,9 +438,8 @@ final class ConfigParser {
         return nil
     }
 
-    /// `host:port`, `[v6]:port` or `name:port`; names are resolved now.
-    private func address(_ node: Node, _ key: String) -> SocketAddress? {
-        guard let text = string(node, key) else { return nil }
+    /// Splits `host:port` / `[v6]:port` and checks the port.
+    private func hostAndPort(_ node: Node, _ key: String, text: String) -> (host: String, port: UInt16, bracketed: Bool)? {
         guard let parts = SocketAddress.split(text), !parts.host.isEmpty else {
             fail(at: node, key, "'\(text)' is not host:port (IPv6 as [addr]:port)")
             return nil
@@ -368,21 +452,28 @@ final class ConfigParser {
             fail(at: node, key, "port \(number) is out of range (1-65535)")
             return nil
         }
-        let port = UInt16(number)
-        if parts.bracketed {
-            guard let address = SocketAddress.numeric(host: parts.host, port: port), address.family == .ipv6 else {
-                fail(at: node, key, "'\(parts.host)' is not an IPv6 address")
+        return (parts.host, UInt16(number), parts.bracketed)
+    }
+
+    /// A local or nameserver address: an IP literal, or `localhost` (127.0.0.1). Other
+    /// names are refused here: resolving them would mean a blocking lookup on the loop at
+    /// every reload, and a listen address is the host's own anyway.
+    private func address(_ node: Node, _ key: String, text: String? = nil) -> SocketAddress? {
+        guard let text = text ?? string(node, key), let (host, port, bracketed) = hostAndPort(node, key, text: text) else { return nil }
+        if let literal = SocketAddress.numeric(host: host, port: port) {
+            if bracketed && literal.family != .ipv6 {
+                fail(at: node, key, "'\(host)' is not an IPv6 address")
                 return nil
             }
-            return address
+            return literal
         }
-        switch resolver(parts.host, port) {
-        case .success(let address):
-            return address
-        case .failure(let error):
-            fail(at: node, key, "cannot resolve '\(error.host)': \(error.reason)")
+        if bracketed {
+            fail(at: node, key, "'\(host)' is not an IPv6 address")
             return nil
         }
+        if host.lowercased() == "localhost" { return SocketAddress(family: .ipv4, host: "127.0.0.1", port: port) }
+        fail(at: node, key, "'\(host)' is not an IP address (names are followed for endpoints only)")
+        return nil
     }
 
     // MARK: Errors

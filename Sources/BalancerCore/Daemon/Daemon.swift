@@ -13,7 +13,11 @@ public final class Daemon {
     private var healthChecker: HealthChecker!
     private var admin: AdminServer!
     private var info: RuntimeInfo!
+    /// The configuration file as loaded: the base of the service map.
+    private var fileConfig: Config!
+    /// The service map in force: `fileConfig` with what its names resolved to.
     private var config: Config!
+    private var dns: DNSDiscovery!
     private var signals: [SignalWatcher] = []
     private var configWatcher: ConfigWatcher!
     private var watchdog: TimerWatcher?
@@ -44,11 +48,13 @@ public final class Daemon {
         pthread_sigmask(SIG_SETMASK, &empty, nil)
 
         do {
-            config = try ConfigLoader.load(path: configPath)
+            fileConfig = try ConfigLoader.load(path: configPath)
         } catch {
             for problem in error.errors { printError(problem.description) }
             return 1
         }
+        // Names have no endpoints until they first resolve, moments after start.
+        config = ServiceMap.materialize(fileConfig, answers: [:])
         Log.setLevel(logLevelOverride ?? config.logLevel)
         raiseFileLimit()
 
@@ -56,9 +62,11 @@ public final class Daemon {
         info = RuntimeInfo(configPath: configPath)
         workers = Workers(mainLoop: loop, config: config)
         workers.activation = SocketActivation.fromEnvironment()
+        dns = DNSDiscovery(loop: loop)
         admin = AdminServer(loop: loop, address: config.admin.listen,
                             routes: AdminRoutes(info: info, services: { [unowned self] in self.workers.services },
-                                                workers: { [unowned self] in self.workers.figures }))
+                                                workers: { [unowned self] in self.workers.figures },
+                                                dns: { [unowned self] in self.dns.statuses }))
         do throws(SystemError) {
             try workers.bindListeners(config)
             do throws(SystemError) {
@@ -72,8 +80,10 @@ public final class Daemon {
             printErrorIfNotLogged(error.description)
             return 1
         }
-        // Start in order: listeners, health checks, the admin port.
+        // Start in order: listeners, name resolution, health checks, the admin port.
         workers.start()
+        dns.onChange = { [unowned self] in self.applyServiceMap(trigger: "dns") }
+        dns.follow(fileConfig.dnsNames, resolvers: fileConfig.resolvers)
         healthChecker = HealthChecker(loop: loop)
         healthChecker.start(services: workers.services)
         admin.start()
@@ -119,6 +129,7 @@ public final class Daemon {
         shuttingDown = true
         configWatcher.stop()
         healthChecker.stop()
+        dns.stop()
         notifier.notify("STOPPING=1\nSTATUS=draining \(workers.openConnections) connections")
         workers.closeListeners()
         let open = workers.openConnections
@@ -158,9 +169,9 @@ public final class Daemon {
         defer {
             notifier.notify("READY=1\nSTATUS=\(statusLine())")
         }
-        let next: Config
+        let nextFile: Config
         do {
-            next = try ConfigLoader.load(path: configPath)
+            nextFile = try ConfigLoader.load(path: configPath)
         } catch {
             if trigger == "file changed" && ConfigWatcher.Signature.of(path: configPath) != before {
                 // Read while still being written: the watcher will call again once it is still.
@@ -172,6 +183,8 @@ public final class Daemon {
             return
         }
         configWatcher.acceptCurrent()
+        // Names that stay keep their last answer until they are resolved again, below.
+        let next = ServiceMap.materialize(nextFile, answers: dns.answers)
 
         var newAdmin: AdminServer?
         if next.admin.listen != admin.address {
@@ -199,13 +212,34 @@ public final class Daemon {
             admin = newAdmin
             admin.start()
         }
-        healthChecker.stop()
-        healthChecker.start(services: workers.services)
+        healthChecker.sync(services: workers.services)
         Log.setLevel(logLevelOverride ?? next.logLevel)
+        fileConfig = nextFile
         config = next
+        // Every name of the new file is resolved again at once.
+        dns.follow(nextFile.dnsNames, resolvers: nextFile.resolvers)
         info.recordReload(ok: true, error: nil)
         let elapsed = Int(((loop.nowUpdated - started) * 1000).rounded())
         Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
+    }
+
+    /// Applies the service map rebuilt from the file in force and the latest answers of
+    /// its names: the same differ as a reload (endpoints that stay keep their health and
+    /// counters, new ones are added, vanished ones drain), with no listener change.
+    private func applyServiceMap(trigger: String) {
+        guard !shuttingDown else { return }
+        let next = ServiceMap.materialize(fileConfig, answers: dns.answers)
+        let changes: ReloadChanges
+        do {
+            changes = try workers.apply(next)
+        } catch {
+            Log.error("\(trigger): cannot apply the new service map: \(error)")
+            return
+        }
+        config = next
+        healthChecker.sync(services: workers.services)
+        Log.notice("\(trigger): service map updated: \(next.endpointCount) endpoint(s); \(changes)")
+        notifier.notify("STATUS=\(statusLine())")
     }
 
     /// With `WATCHDOG_USEC` set, pings systemd at half that period from the event loop

@@ -2,7 +2,7 @@ import CEv  // for SOCK_STREAM, which Glibc alone does not export here
 import Glibc
 
 /// An IPv4 or IPv6 socket address, with the `host:port` / `[host]:port` text operators write.
-public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Sendable {
+public struct SocketAddress: Equatable, Hashable, Comparable, CustomStringConvertible, Sendable {
     public enum Family: Sendable { case ipv4, ipv6 }
 
     public let family: Family
@@ -31,6 +31,15 @@ public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Senda
         hasher.combine(family)
         hasher.combine(host)
         hasher.combine(port)
+    }
+
+    /// The order every instance lists resolved addresses in: IPv4 numerically, then IPv6
+    /// numerically, then by port.
+    public static func < (lhs: SocketAddress, rhs: SocketAddress) -> Bool {
+        if lhs.family != rhs.family { return lhs.family == .ipv4 }
+        let left = lhs.addressBytes ?? [], right = rhs.addressBytes ?? []
+        if left != right { return left.lexicographicallyPrecedes(right) }
+        return lhs.port < rhs.port
     }
 
     public var description: String {
@@ -84,39 +93,6 @@ public struct SocketAddress: Equatable, Hashable, CustomStringConvertible, Senda
             return SocketAddress(family: .ipv6, host: format(v6), port: port)
         }
         return nil
-    }
-
-    /// Resolves a host name (or literal) with getaddrinfo; the first stream address wins.
-    public static func resolve(host: String, port: UInt16) -> Result<SocketAddress, ResolveError> {
-        if let literal = numeric(host: host, port: port) { return .success(literal) }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)  // stream addresses only
-        hints.ai_family = AF_UNSPEC
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, nil, &hints, &list)
-        guard rc == 0, let first = list else {
-            let text = rc == 0 ? "no address" : String(cString: gai_strerror(rc))
-            return .failure(ResolveError(host: host, reason: text))
-        }
-        defer { freeaddrinfo(list) }
-        var node: UnsafeMutablePointer<addrinfo>? = first
-        while let info = node {
-            if let address = info.pointee.ai_addr, let found = from(sockaddr: address, port: port) {
-                return .success(found)
-            }
-            node = info.pointee.ai_next
-        }
-        return .failure(ResolveError(host: host, reason: "no IPv4 or IPv6 address"))
-    }
-
-    public struct ResolveError: Error, Sendable {
-        public let host: String
-        public let reason: String
-
-        public init(host: String, reason: String) {
-            self.host = host
-            self.reason = reason
-        }
     }
 
     /// Reads a kernel `sockaddr` (as filled by accept or getsockname).

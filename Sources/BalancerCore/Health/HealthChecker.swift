@@ -41,4 +41,37 @@ public final class HealthChecker {
         probes.forEach { $0.stop() }
         probes.removeAll()
     }
+
+    /// Brings the probes in line with `services` after a reload or a DNS change, without
+    /// restarting the ones that stay: an endpoint kept with the same check settings keeps
+    /// its probe and schedule (a name whose answer changes every refresh must not keep
+    /// pushing the other endpoints' checks back). New endpoints are checked from within
+    /// one interval, spread like the others.
+    public func sync(services: [Service]) {
+        var kept: [ObjectIdentifier: HealthProbe] = [:]
+        for probe in probes { kept[ObjectIdentifier(probe.endpoint)] = probe }
+        var next: [HealthProbe] = []
+        var fresh: [HealthProbe] = []
+        for service in services {
+            let check = service.config.healthCheck
+            guard check.enabled else { continue }
+            for endpoint in service.endpoints {
+                if let probe = kept[ObjectIdentifier(endpoint)], probe.service === service, probe.config == check {
+                    kept.removeValue(forKey: ObjectIdentifier(endpoint))
+                    next.append(probe)
+                } else {
+                    let probe = HealthProbe(loop: loop, service: service, endpoint: endpoint)
+                    next.append(probe)
+                    fresh.append(probe)
+                }
+            }
+        }
+        kept.values.forEach { $0.stop() }
+        let offsets = Self.startOffsets(intervals: fresh.map { $0.service.config.healthCheck.interval })
+        for (probe, offset) in zip(fresh, offsets) { probe.start(offset: offset) }
+        probes = next
+        if !fresh.isEmpty || !kept.isEmpty {
+            Log.info("health checks: \(next.count) endpoint(s) checked (\(fresh.count) new, \(kept.count) stopped)")
+        }
+    }
 }

@@ -4,7 +4,7 @@ final class HealthProbe {
     let service: Service
     let endpoint: Endpoint
     private let loop: EventLoop
-    private let config: HealthCheckConfig
+    let config: HealthCheckConfig
     private let intervalTimer: TimerWatcher
     private let timeoutTimer: TimerWatcher
     private var fd: Int32 = -1

@@ -19,10 +19,13 @@ public final class Service: @unchecked Sendable {
         let config: ServiceConfig
         /// Whether the balancing policy needs the client's address to choose.
         let needsClientAddress: Bool
+        /// Whether some endpoints come from SRV records, in priority tiers.
+        let hasTiers: Bool
 
         init(_ config: ServiceConfig) {
             self.config = config
             needsClientAddress = config.mode == .activeActive && config.balance == .sourceIP
+            hasTiers = config.endpoints.contains { $0.tier != nil }
         }
     }
 
@@ -33,6 +36,9 @@ public final class Service: @unchecked Sendable {
     private var selector: EndpointSelector
     /// Reused by every choice, so that choosing allocates nothing per connection.
     private var candidates: [EndpointSelector.Candidate] = []
+    /// SRV tiers: whether each endpoint is up, and the lowest priority up in each group.
+    private var upScratch: [Bool] = []
+    private var tierFloor: [String: Int] = [:]
     private var active = 0
     private var total = 0
     /// Client connections that could not be served at all.
@@ -175,8 +181,21 @@ public final class Service: @unchecked Sendable {
             var anyUp = false
             var anyFree = false
             candidates.removeAll(keepingCapacity: true)
-            for endpoint in _endpoints {
-                let up = isEligible(endpoint, now: now)
+            upScratch.removeAll(keepingCapacity: true)
+            for endpoint in _endpoints { upScratch.append(isEligible(endpoint, now: now)) }
+            if current.hasTiers {
+                // SRV: only the lowest priority of each name with an endpoint up serves.
+                tierFloor.removeAll(keepingCapacity: true)
+                for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
+                    guard let tier = endpoint.config.tier else { continue }
+                    tierFloor[tier.group] = min(tierFloor[tier.group] ?? .max, tier.priority)
+                }
+                for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
+                    if let tier = endpoint.config.tier, tier.priority > tierFloor[tier.group]! { upScratch[index] = false }
+                }
+            }
+            for (index, endpoint) in _endpoints.enumerated() {
+                let up = upScratch[index]
                 let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
                 let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
                 if up && !tried {

@@ -1,18 +1,21 @@
 import Foundation
 import Glibc
 
-/// A `testbackend` process: a real endpoint on 127.0.0.1 that greets with its name and echoes.
+/// A `testbackend` process: a real endpoint on 127.0.0.1 (or another loopback address) that
+/// greets with its name and echoes.
 final class BackendProcess {
     let name: String
+    let host: String
     let port: UInt16
     private let process: Process
 
-    /// Starts a backend on `port` (0: any free port) and waits until it listens.
-    init(name: String, port: UInt16 = 0, mode: String = "echo") throws {
+    /// Starts a backend on `host`:`port` (0: any free port) and waits until it listens.
+    init(name: String, host: String = "127.0.0.1", port: UInt16 = 0, mode: String = "echo") throws {
         self.name = name
+        self.host = host
         process = Process()
         process.executableURL = URL(fileURLWithPath: Harness.testbackend)
-        process.arguments = ["--name", name, "--port", String(port), "--mode", mode]
+        process.arguments = ["--name", name, "--host", host, "--port", String(port), "--mode", mode]
         let output = Pipe()
         process.standardOutput = output
         try process.run()
@@ -35,7 +38,7 @@ final class BackendProcess {
         self.port = actual
     }
 
-    var address: String { "127.0.0.1:\(port)" }
+    var address: String { "\(host):\(port)" }
 
     /// Kills the backend at once (SIGKILL), as a crashed pod would go.
     func kill() {
