@@ -20,17 +20,7 @@ final class BackendProcess {
         process.standardOutput = output
         try process.run()
         // The first line is "listening PORT"; wait for it at most 10 s.
-        let fd = output.fileHandleForReading.fileDescriptor
-        var line = [UInt8]()
-        let deadline = Date().addingTimeInterval(10)
-        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&poller, 1, 100) > 0 else { continue }
-            var byte: UInt8 = 0
-            if read(fd, &byte, 1) != 1 { break }
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = Harness.readLine(from: output.fileHandleForReading.fileDescriptor, timeout: 10)
         guard text.hasPrefix("listening "), let actual = UInt16(text.dropFirst("listening ".count)) else {
             process.terminate()
             throw HarnessError("backend \(name) did not start (said '\(text)')")
