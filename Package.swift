@@ -20,9 +20,11 @@ let package = Package(
         .systemLibrary(name: "CHTTPParser"),
         // Debian's libc-ares-dev, for endpoints that follow DNS names.
         .systemLibrary(name: "CCares"),
+        // Typed forms of libcurl's variadic calls (Debian's libcurl4-openssl-dev), for etcd.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(
             name: "BalancerCore",
-            dependencies: ["CEv", "CHTTPParser", "CCares", .product(name: "Yams", package: "Yams")],
+            dependencies: ["CEv", "CHTTPParser", "CCares", "CCurl", .product(name: "Yams", package: "Yams")],
             // Release builds skip the run-time exclusivity checks: a callgrind profile put
             // them at ~11% of the instructions per proxied connection. Debug builds (and so
             // the test suite) keep them.

@@ -6,7 +6,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib/packages.sh
 
-ensure_packages libev-dev libhttp-parser-dev libc-ares-dev
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev
 
 echo "building (release)..."
 swift build -c release --product balancerd >/dev/null

@@ -16,7 +16,7 @@ case "$target" in
     config|admin-request) ;;
     *) echo "unknown target $target (config or admin-request)" >&2; exit 2 ;;
 esac
-ensure_packages libev-dev libhttp-parser-dev libc-ares-dev
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev
 
 swift build --build-path .build-fuzz --product "fuzz-$target" \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld

@@ -16,7 +16,7 @@ DESTDIR="${DESTDIR:-}"
 if [ -n "${BALANCERD_BIN:-}" ]; then
     bin="$BALANCERD_BIN"
 else
-    ensure_packages libev-dev libhttp-parser-dev libc-ares-dev
+    ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev
     swift build -c release --product balancerd >/dev/null
     bin="$(swift build -c release --show-bin-path)/balancerd"
 fi

@@ -11,11 +11,13 @@ cd "$root"
 . scripts/lib/packages.sh
 
 # libev: the event loop; http-parser: the admin port; c-ares: endpoints that follow DNS
-# names; prometheus: promtool and a real server scraping the admin port in the end-to-end
-# tests; systemd: systemd-analyze and systemd-socket-activate (systemd need not be
-# running); dnsmasq-base (the dnsmasq binary, without a system service) and PyPI's
-# dnslib: the DNS servers of the end-to-end tests; bind9-dnsutils: dig.
-ensure_packages libev-dev libhttp-parser-dev libc-ares-dev prometheus systemd dnsmasq-base bind9-dnsutils
+# names; libcurl: the etcd client. For the end-to-end tests: etcd-server, etcd-client and
+# openssl (real etcd members, TLS certificates); prometheus (promtool, and a real server
+# scraping the admin port); systemd (systemd-analyze and systemd-socket-activate; systemd
+# need not be running); dnsmasq-base (the dnsmasq binary, without a system service) and
+# PyPI's dnslib (DNS servers); bind9-dnsutils (dig).
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
+    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils
 ensure_python_modules dnslib
 trap 'stop_strays "$root"' EXIT
 

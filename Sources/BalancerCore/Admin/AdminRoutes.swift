@@ -6,13 +6,16 @@ public struct AdminRoutes {
     public var info: RuntimeInfo
     /// The names followed in DNS.
     public var dns: () -> [DNSDiscovery.Status]
+    /// etcd, when the configuration follows it.
+    public var etcd: () -> EtcdDiscovery.Status?
 
     public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] },
-                dns: @escaping () -> [DNSDiscovery.Status] = { [] }) {
+                dns: @escaping () -> [DNSDiscovery.Status] = { [] }, etcd: @escaping () -> EtcdDiscovery.Status? = { nil }) {
         self.info = info
         self.services = services
         self.workers = workers
         self.dns = dns
+        self.etcd = etcd
     }
 
     static let paths: Set<String> = ["/healthz", "/stats", "/metrics"]
@@ -28,10 +31,10 @@ public struct AdminRoutes {
         case "/healthz":
             return AdminResponse(status: 200, body: "ok")
         case "/stats":
-            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns()))
+            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd()))
         default:
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns()))
+                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd()))
         }
     }
 }

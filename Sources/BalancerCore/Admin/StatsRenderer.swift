@@ -5,7 +5,8 @@
 public enum StatsRenderer {
     // MARK: JSON
 
-    public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = []) -> String {
+    public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
+                            etcd: EtcdDiscovery.Status? = nil) -> String {
         let services = live.map { $0.snapshot() }
         var out = "{"
         out += "\"version\":\(quote(BalancerVersion.string)),"
@@ -25,11 +26,18 @@ public enum StatsRenderer {
             "{\"name\":\(quote(name.name)),\"type\":\(quote(name.type.rawValue)),\"addresses\":\(name.addresses),"
                 + "\"lastResolved\":\(name.lastResolved.map(seconds) ?? "null"),\"lastError\":\(name.lastError.map(quote) ?? "null")}"
         }.joined(separator: ",")
-        out += "],\"services\":["
+        out += "],\"discovery\":{"
+        if let etcd {
+            out += "\"etcd\":{\"connected\":\(etcd.connected),\"revision\":\(etcd.revision),\"member\":\(etcd.member.map(quote) ?? "null"),"
+            out += "\"lastError\":\(etcd.lastError.map(quote) ?? "null"),\"rejected\":["
+            out += etcd.rejected.map { "{\"key\":\(quote($0.key)),\"revision\":\($0.revision),\"error\":\(quote($0.error))}" }.joined(separator: ",")
+            out += "]}"
+        }
+        out += "},\"services\":["
         for (index, service) in services.enumerated() {
             if index > 0 { out += "," }
             let config = service.config
-            out += "{\"name\":\(quote(service.name)),\"listen\":\(quote(config.listen.description)),"
+            out += "{\"name\":\(quote(service.name)),\"listen\":\(quote(config.listen.description)),\"source\":\(quote(config.source)),"
             out += "\"mode\":\(quote(config.mode.rawValue)),"
             out += "\"activeConnections\":\(service.activeConnections),\"totalConnections\":\(service.totalConnections),"
             out += "\"failedConnections\":\(service.failedConnections),"
@@ -81,7 +89,8 @@ public enum StatsRenderer {
 
     // MARK: Prometheus
 
-    public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = []) -> String {
+    public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
+                                  etcd: EtcdDiscovery.Status? = nil) -> String {
         let services = live.map { $0.snapshot() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
@@ -171,6 +180,15 @@ public enum StatsRenderer {
                 sample("balancerd_dns_resolutions_total", [("name", label), ("result", "success")], name.successes)
                 sample("balancerd_dns_resolutions_total", [("name", label), ("result", "failure")], name.failures)
                 sample("balancerd_dns_resolutions_total", [("name", label), ("result", "nxdomain")], name.notFound)
+            }
+        }
+        if let etcd {
+            family("balancerd_discovery_connected", "gauge", "1 while the discovery store is connected and watched, else 0.") {
+                sample("balancerd_discovery_connected", [("store", "etcd")], etcd.connected ? 1 : 0)
+            }
+            family("balancerd_discovery_updates_total", "counter", "Keys from the discovery store, applied or rejected.") {
+                sample("balancerd_discovery_updates_total", [("store", "etcd"), ("result", "applied")], etcd.applied)
+                sample("balancerd_discovery_updates_total", [("store", "etcd"), ("result", "rejected")], etcd.rejectedTotal)
             }
         }
         return out

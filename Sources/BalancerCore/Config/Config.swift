@@ -11,6 +11,11 @@ public struct Config: Sendable {
     public var services: [ServiceConfig]
     /// `resolvers:`; nil means the nameservers of /etc/resolv.conf.
     public var resolvers: ResolverConfig?
+    /// `discovery:`; nil when the file is the only source of services.
+    public var discovery: DiscoveryConfig?
+    /// What every service inherits: the built-in defaults with the file's `defaults` over
+    /// them. Services from etcd are read over it too.
+    public var serviceDefaults = ServiceConfig(name: "", listen: AdminConfig.defaultListen)
 
     public var endpointCount: Int { services.reduce(0) { $0 + $1.endpoints.count } }
 
@@ -88,6 +93,38 @@ public enum EndpointSource: Sendable, Equatable {
     case name(DNSName)
 }
 
+/// `discovery:`: stores that add services and endpoints to the file's.
+public struct DiscoveryConfig: Sendable, Equatable {
+    public var etcd: EtcdConfig?
+}
+
+/// `discovery.etcd`: an etcd v3 cluster, read through its JSON gateway.
+public struct EtcdConfig: Sendable, Equatable {
+    /// Member URLs, tried in turn.
+    public var endpoints: [String] = []
+    public var prefix = "/balancerd"
+    /// Connect timeout to a member; also how long start-up waits for the first read.
+    public var dialTimeout: Double = 2
+    public var tls: TLS?
+
+    public struct TLS: Sendable, Equatable {
+        public var ca: String?
+        public var cert: String?
+        public var key: String?
+    }
+
+    /// `http://host:port` or `https://host:port`, with an optional path-free trailing `/`.
+    public static func isMemberURL(_ text: String) -> Bool {
+        for scheme in ["http://", "https://"] where text.hasPrefix(scheme) {
+            var rest = text.dropFirst(scheme.count)
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            guard let parts = SocketAddress.split(String(rest)), !parts.host.isEmpty, let port = Int(parts.port) else { return false }
+            return (1...65535).contains(port) && !parts.host.contains("/")
+        }
+        return false
+    }
+}
+
 /// `resolvers:`: the nameservers balancerd asks, instead of those of /etc/resolv.conf.
 public struct ResolverConfig: Sendable, Equatable {
     public var nameservers: [SocketAddress] = []
@@ -115,6 +152,8 @@ public struct QueueConfig: Sendable, Equatable {
 public struct ServiceConfig: Sendable {
     public var name: String
     public var listen: SocketAddress
+    /// Where it is defined, as `/stats` shows it: `file` or `etcd`.
+    public var source = "file"
     public var mode: FailoverMode = .activeActive
     public var failback: Bool = true
     public var connectTimeout: Double = 2

@@ -26,6 +26,39 @@ public enum ConfigLoader {
     }
 }
 
+extension ConfigLoader {
+    /// Validates the JSON value of an etcd service key as one item of the file's `services`
+    /// list, over the file's `defaults` (`template`), with the same checks and messages.
+    /// `name` is the key's last part; a `name` in the value must equal it. Errors carry
+    /// `label` (the key and revision) in place of the file, and the value's line and column.
+    public static func parseService(json: String, name: String, template: ServiceConfig, label: String) throws(ConfigErrors) -> ServiceConfig {
+        let parser = ConfigParser(path: label)
+        parser.allowEmptyEndpoints = true
+        guard !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) else {
+            throw ConfigErrors(errors: [ConfigError(file: label, line: 1, column: 1, key: "name", message: "'\(name)' is not a valid name (letters, digits, '-' and '_')")])
+        }
+        guard let root = parser.composeValue(json) else { throw ConfigErrors(errors: parser.errors) }
+        guard root.mapping != nil else {
+            throw ConfigErrors(errors: [ConfigError(file: label, line: 1, column: 1, key: "", message: "expected a JSON object (a service, as in the file's services list)")])
+        }
+        var service = parser.parseService(root, key: "", template: template, requireName: false)
+        if let given = service?.name, !given.isEmpty, given != name, parser.errors.isEmpty {
+            throw ConfigErrors(errors: [ConfigError(file: label, line: 1, column: 1, key: "name", message: "'\(given)' differs from the key's name '\(name)'")])
+        }
+        service?.name = name
+        if let service, parser.errors.isEmpty { return service }
+        throw ConfigErrors(errors: parser.errors)
+    }
+
+    /// Validates the JSON value of an etcd endpoint key: `"host:port"` or
+    /// `{"address": …, "weight": …, "maxConnections": …}`, as an entry of `endpoints`.
+    public static func parseEndpoint(json: String, label: String) throws(ConfigErrors) -> EndpointSource {
+        let parser = ConfigParser(path: label)
+        if let root = parser.composeValue(json), let source = parser.parseEndpointEntry(root, key: "") { return source }
+        throw ConfigErrors(errors: parser.errors)
+    }
+}
+
 /// The validating walk over the YAML node tree. Collects errors rather than stopping at the
 /// first, so one run of `--check-config` shows everything to fix.
 final class ConfigParser {
@@ -37,6 +70,22 @@ final class ConfigParser {
     }
 
     // MARK: Document
+
+    /// One JSON (or YAML) value, for an etcd key.
+    func composeValue(_ text: String) -> Node? {
+        do {
+            guard let node = try Yams.compose(yaml: text, .basic) else {
+                fail(at: nil, "", "the value is empty")
+                return nil
+            }
+            return node
+        } catch let error as YamlError {
+            report(error)
+        } catch {
+            fail(at: nil, "", "cannot parse JSON: \(error)")
+        }
+        return nil
+    }
 
     func parseDocument(_ text: String) -> Config? {
         let root: Node?
@@ -56,7 +105,7 @@ final class ConfigParser {
             fail(at: nil, "", "the file is empty; it needs at least a `services` list")
             return nil
         }
-        let allowed: [String] = ["admin", "log", "workers", "limits", "resolvers", "defaults", "services"]
+        let allowed: [String] = ["admin", "log", "workers", "limits", "resolvers", "discovery", "defaults", "services"]
         guard let top = fields(root, "", allowed: allowed) else { return nil }
 
         var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
@@ -86,6 +135,11 @@ final class ConfigParser {
         var resolvers: ResolverConfig? = nil
         if let node = top["resolvers"] { resolvers = parseResolvers(node.value) }
 
+        var discovery: DiscoveryConfig? = nil
+        if let node = top["discovery"] { discovery = parseDiscovery(node.value) }
+        // With a store to add endpoints, a service may start with none.
+        allowEmptyEndpoints = discovery?.etcd != nil
+
         var template = ServiceConfig(name: "", listen: AdminConfig.defaultListen)
         if let node = top["defaults"] { parseDefaults(node.value, into: &template) }
 
@@ -97,7 +151,54 @@ final class ConfigParser {
         }
 
         return Config(path: path, admin: admin, logLevel: logLevel, workers: workers,
-                      maxConnections: maxConnections, services: services, resolvers: resolvers)
+                      maxConnections: maxConnections, services: services, resolvers: resolvers,
+                      discovery: discovery, serviceDefaults: template)
+    }
+
+    private func parseDiscovery(_ node: Node) -> DiscoveryConfig? {
+        guard let map = fields(node, "discovery", allowed: ["etcd"]) else { return nil }
+        var config = DiscoveryConfig()
+        guard let etcdNode = map["etcd"], let etcd = fields(etcdNode.value, "discovery.etcd", allowed: ["endpoints", "prefix", "dialTimeout", "tls"]) else {
+            return config
+        }
+        var store = EtcdConfig()
+        if let f = etcd["endpoints"] {
+            if let list = f.value.sequence, list.count > 0 {
+                for (index, item) in list.enumerated() {
+                    let key = "discovery.etcd.endpoints[\(index)]"
+                    guard let text = string(item, key) else { continue }
+                    if EtcdConfig.isMemberURL(text) {
+                        store.endpoints.append(text)
+                    } else {
+                        fail(at: item, key, "'\(text)' is not an etcd member URL (http://host:port or https://host:port)")
+                    }
+                }
+            } else {
+                fail(at: f.value, "discovery.etcd.endpoints", "expected a list of member URLs")
+            }
+        } else {
+            fail(at: etcdNode.value, "discovery.etcd.endpoints", "missing; list the etcd members (http://127.0.0.1:2379)")
+        }
+        if let f = etcd["prefix"], let text = string(f.value, "discovery.etcd.prefix") {
+            if text.hasPrefix("/") && text.count > 1 && !text.hasSuffix("/") {
+                store.prefix = text
+            } else {
+                fail(at: f.value, "discovery.etcd.prefix", "'\(text)' must start with / and not end with one (such as /balancerd)")
+            }
+        }
+        if let f = etcd["dialTimeout"] { store.dialTimeout = duration(f.value, "discovery.etcd.dialTimeout", allowZero: false) ?? store.dialTimeout }
+        if let f = etcd["tls"], let tls = fields(f.value, "discovery.etcd.tls", allowed: ["ca", "cert", "key"]) {
+            var files = EtcdConfig.TLS()
+            if let v = tls["ca"] { files.ca = string(v.value, "discovery.etcd.tls.ca") }
+            if let v = tls["cert"] { files.cert = string(v.value, "discovery.etcd.tls.cert") }
+            if let v = tls["key"] { files.key = string(v.value, "discovery.etcd.tls.key") }
+            if (files.cert == nil) != (files.key == nil) {
+                fail(at: f.value, "discovery.etcd.tls", "cert and key go together")
+            }
+            store.tls = files
+        }
+        config.etcd = store
+        return config
     }
 
     private func parseResolvers(_ node: Node) -> ResolverConfig? {
@@ -147,43 +248,45 @@ final class ConfigParser {
         template.passiveDownTime = template.healthCheck.interval
     }
 
-    /// The keys a service shares with `defaults`.
+    /// The keys a service shares with `defaults`. An empty `prefix` names them bare (an
+    /// etcd value).
     private func applyTimings(_ map: [String: Field], prefix: String, to service: inout ServiceConfig) {
+        func path(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
         if let f = map["connectTimeout"] {
-            service.connectTimeout = duration(f.value, "\(prefix).connectTimeout", allowZero: false) ?? service.connectTimeout
+            service.connectTimeout = duration(f.value, path("connectTimeout"), allowZero: false) ?? service.connectTimeout
         }
         if let f = map["idleTimeout"] {
-            service.idleTimeout = duration(f.value, "\(prefix).idleTimeout", allowZero: false) ?? service.idleTimeout
+            service.idleTimeout = duration(f.value, path("idleTimeout"), allowZero: false) ?? service.idleTimeout
         }
         if let f = map["drainTimeout"] {
-            service.drainTimeout = duration(f.value, "\(prefix).drainTimeout", allowZero: true) ?? service.drainTimeout
+            service.drainTimeout = duration(f.value, path("drainTimeout"), allowZero: true) ?? service.drainTimeout
         }
         if let f = map["retries"] {
-            service.retries = integer(f.value, "\(prefix).retries", in: 0...100) ?? service.retries
+            service.retries = integer(f.value, path("retries"), in: 0...100) ?? service.retries
         }
         if let f = map["healthCheck"] {
-            parseHealthCheck(f.value, "\(prefix).healthCheck", into: &service.healthCheck)
+            parseHealthCheck(f.value, path("healthCheck"), into: &service.healthCheck)
         }
         if let f = map["balance"] {
-            service.balance = enumValue(f.value, "\(prefix).balance", BalancePolicy.self) ?? service.balance
+            service.balance = enumValue(f.value, path("balance"), BalancePolicy.self) ?? service.balance
         }
         if let f = map["proxyProtocol"] {
             // YAML reads a bare `off` as a boolean; the text is what counts here.
-            service.proxyProtocol = enumValue(f.value, "\(prefix).proxyProtocol", ProxyProtocolVersion.self) ?? service.proxyProtocol
+            service.proxyProtocol = enumValue(f.value, path("proxyProtocol"), ProxyProtocolVersion.self) ?? service.proxyProtocol
         }
-        if let f = map["queue"], let queue = fields(f.value, "\(prefix).queue", allowed: ["size", "timeout"]) {
+        if let f = map["queue"], let queue = fields(f.value, path("queue"), allowed: ["size", "timeout"]) {
             var config = service.queue ?? QueueConfig()
-            if let size = queue["size"] { config.size = integer(size.value, "\(prefix).queue.size", in: 1...1_000_000) ?? config.size }
+            if let size = queue["size"] { config.size = integer(size.value, path("queue.size"), in: 1...1_000_000) ?? config.size }
             if let timeout = queue["timeout"] {
-                config.timeout = duration(timeout.value, "\(prefix).queue.timeout", allowZero: false) ?? config.timeout
+                config.timeout = duration(timeout.value, path("queue.timeout"), allowZero: false) ?? config.timeout
             }
             service.queue = config
         }
-        if let f = map["dns"], let dns = fields(f.value, "\(prefix).dns", allowed: ["refresh", "hold"]) {
+        if let f = map["dns"], let dns = fields(f.value, path("dns"), allowed: ["refresh", "hold"]) {
             if let refresh = dns["refresh"] {
-                service.dns.refresh = duration(refresh.value, "\(prefix).dns.refresh", allowZero: false) ?? service.dns.refresh
+                service.dns.refresh = duration(refresh.value, path("dns.refresh"), allowZero: false) ?? service.dns.refresh
             }
-            if let hold = dns["hold"] { service.dns.hold = duration(hold.value, "\(prefix).dns.hold", allowZero: true) ?? service.dns.hold }
+            if let hold = dns["hold"] { service.dns.hold = duration(hold.value, path("dns.hold"), allowZero: true) ?? service.dns.hold }
         }
     }
 
@@ -214,51 +317,69 @@ final class ConfigParser {
         var listens: [SocketAddress: String] = [:]
         for (index, item) in list.enumerated() {
             let key = "services[\(index)]"
-            let allowed = ["name", "listen", "mode", "failback", "endpoints"] + Self.timingKeys
-            guard let map = fields(item, key, allowed: allowed) else { continue }
-            var service = template
-
-            if let f = map["name"] {
-                if let name = string(f.value, "\(key).name") {
-                    if name.isEmpty || !name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) {
-                        fail(at: f.value, "\(key).name", "'\(name)' is not a valid name (letters, digits, '-' and '_')")
-                    } else if let first = names[name] {
-                        fail(at: f.value, "\(key).name", "'\(name)' is already the name of services[\(first)]")
-                    } else {
-                        names[name] = index
-                    }
-                    service.name = name
-                }
-            } else {
-                fail(at: item, "\(key).name", "missing; every service needs a unique name")
+            guard let service = parseService(item, key: key, template: template, requireName: true) else { continue }
+            if let first = names[service.name] {
+                fail(at: nameNode ?? item, "\(key).name", "'\(service.name)' is already the name of services[\(first)]")
+            } else if !service.name.isEmpty {
+                names[service.name] = index
             }
-
-            if let f = map["listen"] {
-                if let address = address(f.value, "\(key).listen") {
-                    if let other = listens[address] {
-                        fail(at: f.value, "\(key).listen", "\(address) is already the listen address of service \(other)")
-                    } else {
-                        listens[address] = service.name
-                    }
-                    service.listen = address
-                }
+            if let other = listens[service.listen] {
+                fail(at: listenNode ?? item, "\(key).listen", "\(service.listen) is already the listen address of service \(other)")
             } else {
-                fail(at: item, "\(key).listen", "missing; every service needs a listen address")
-            }
-
-            if let f = map["mode"] { service.mode = enumValue(f.value, "\(key).mode", FailoverMode.self) ?? service.mode }
-            if let f = map["failback"] { service.failback = boolean(f.value, "\(key).failback") ?? service.failback }
-            applyTimings(map, prefix: key, to: &service)
-
-            if let f = map["endpoints"] {
-                service.sources = parseEndpoints(f.value, "\(key).endpoints", dns: service.dns)
-                service.endpoints = service.sources.compactMap { if case .fixed(let endpoint) = $0 { endpoint } else { nil } }
-            } else {
-                fail(at: item, "\(key).endpoints", "missing; a service needs at least one endpoint")
+                listens[service.listen] = service.name
             }
             services.append(service)
         }
         return services
+    }
+
+    /// Where the last `parseService` found its name and listen address, for the errors the
+    /// caller reports about them.
+    private var nameNode: Node?
+    private var listenNode: Node?
+    /// With `discovery.etcd`, `endpoints: []` is allowed.
+    var allowEmptyEndpoints = false
+
+    /// One service mapping: of the file's `services` list (`key` is `services[N]`), or an
+    /// etcd value (`key` is empty, and the name may come from the key instead).
+    func parseService(_ item: Node, key: String, template: ServiceConfig, requireName: Bool) -> ServiceConfig? {
+        let dot = key.isEmpty ? "" : "\(key)."
+        let allowed = ["name", "listen", "mode", "failback", "endpoints"] + Self.timingKeys
+        nameNode = nil
+        listenNode = nil
+        guard let map = fields(item, key, allowed: allowed) else { return nil }
+        var service = template
+
+        if let f = map["name"] {
+            nameNode = f.value
+            if let name = string(f.value, "\(dot)name") {
+                if name.isEmpty || !name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) {
+                    fail(at: f.value, "\(dot)name", "'\(name)' is not a valid name (letters, digits, '-' and '_')")
+                }
+                service.name = name
+            }
+        } else if requireName {
+            fail(at: item, "\(dot)name", "missing; every service needs a unique name")
+        }
+
+        if let f = map["listen"] {
+            listenNode = f.value
+            if let address = address(f.value, "\(dot)listen") { service.listen = address }
+        } else {
+            fail(at: item, "\(dot)listen", "missing; every service needs a listen address")
+        }
+
+        if let f = map["mode"] { service.mode = enumValue(f.value, "\(dot)mode", FailoverMode.self) ?? service.mode }
+        if let f = map["failback"] { service.failback = boolean(f.value, "\(dot)failback") ?? service.failback }
+        applyTimings(map, prefix: key.isEmpty ? "" : key, to: &service)
+
+        if let f = map["endpoints"] {
+            service.sources = parseEndpoints(f.value, "\(dot)endpoints", dns: service.dns)
+            service.endpoints = service.sources.compactMap { if case .fixed(let endpoint) = $0 { endpoint } else { nil } }
+        } else {
+            fail(at: item, "\(dot)endpoints", "missing; a service needs at least one endpoint")
+        }
+        return service
     }
 
     /// The entries of an `endpoints:` list: `host:port` (an IP literal is one endpoint, a
@@ -270,7 +391,7 @@ final class ConfigParser {
             return []
         }
         if list.count == 0 {
-            fail(at: node, key, "a service needs at least one endpoint")
+            if !allowEmptyEndpoints { fail(at: node, key, "a service needs at least one endpoint (or discovery.etcd to add them)") }
             return []
         }
         var sources: [EndpointSource] = []
@@ -278,49 +399,8 @@ final class ConfigParser {
         var seenNames: Set<String> = []
         for (index, item) in list.enumerated() {
             let itemKey = "\(key)[\(index)]"
-            var source: EndpointSource
-            var entryNode = item
-            if item.mapping != nil {
-                // Long form: address or srv, weight, maxConnections.
-                guard let map = fields(item, itemKey, allowed: ["address", "srv", "weight", "maxConnections"]) else { continue }
-                var weight: Int?
-                var limit: Int?
-                if let f = map["weight"] { weight = integer(f.value, "\(itemKey).weight", in: 1...256) }
-                if let f = map["maxConnections"] { limit = integer(f.value, "\(itemKey).maxConnections", in: 1...100_000_000) }
-                switch (map["address"], map["srv"]) {
-                case (let address?, nil):
-                    entryNode = address.value
-                    guard let parsed = endpointSource(address.value, "\(itemKey).address") else { continue }
-                    source = parsed
-                case (nil, let srv?):
-                    entryNode = srv.value
-                    guard let text = string(srv.value, "\(itemKey).srv") else { continue }
-                    guard DNSName.isValid(text) else {
-                        fail(at: srv.value, "\(itemKey).srv", "'\(text)' is not a DNS name (such as _http._tcp.web.default.svc.cluster.local)")
-                        continue
-                    }
-                    source = .name(DNSName(kind: .service, host: text))
-                case (.some, .some):
-                    fail(at: item, itemKey, "give address or srv, not both")
-                    continue
-                case (nil, nil):
-                    fail(at: item, "\(itemKey).address", "missing; an endpoint needs host:port (or srv: NAME)")
-                    continue
-                }
-                switch source {
-                case .fixed(var endpoint):
-                    endpoint.weight = weight ?? 1
-                    endpoint.maxConnections = limit
-                    source = .fixed(endpoint)
-                case .name(var name):
-                    name.weight = weight
-                    name.maxConnections = limit
-                    source = .name(name)
-                }
-            } else {
-                guard let parsed = endpointSource(item, itemKey) else { continue }
-                source = parsed
-            }
+            guard var source = parseEndpointEntry(item, key: itemKey) else { continue }
+            let entryNode = entryNodeFound ?? item
             switch source {
             case .fixed(let endpoint):
                 if !seenAddresses.insert(endpoint.address).inserted {
@@ -338,6 +418,58 @@ final class ConfigParser {
             sources.append(source)
         }
         return sources
+    }
+
+    /// Where the last `parseEndpointEntry` found its address, for the caller's errors.
+    private var entryNodeFound: Node?
+
+    /// One entry of an endpoint list: `host:port`, or a mapping with `address` or `srv`,
+    /// `weight` and `maxConnections`.
+    func parseEndpointEntry(_ item: Node, key itemKey: String) -> EndpointSource? {
+        let dot = itemKey.isEmpty ? "" : "\(itemKey)."
+        entryNodeFound = nil
+        guard item.mapping != nil else {
+            entryNodeFound = item
+            return endpointSource(item, itemKey)
+        }
+        // Long form: address or srv, weight, maxConnections.
+        guard let map = fields(item, itemKey, allowed: ["address", "srv", "weight", "maxConnections"]) else { return nil }
+        var weight: Int?
+        var limit: Int?
+        if let f = map["weight"] { weight = integer(f.value, "\(dot)weight", in: 1...256) }
+        if let f = map["maxConnections"] { limit = integer(f.value, "\(dot)maxConnections", in: 1...100_000_000) }
+        var source: EndpointSource
+        switch (map["address"], map["srv"]) {
+        case (let address?, nil):
+            entryNodeFound = address.value
+            guard let parsed = endpointSource(address.value, "\(dot)address") else { return nil }
+            source = parsed
+        case (nil, let srv?):
+            entryNodeFound = srv.value
+            guard let text = string(srv.value, "\(dot)srv") else { return nil }
+            guard DNSName.isValid(text) else {
+                fail(at: srv.value, "\(dot)srv", "'\(text)' is not a DNS name (such as _http._tcp.web.default.svc.cluster.local)")
+                return nil
+            }
+            source = .name(DNSName(kind: .service, host: text))
+        case (.some, .some):
+            fail(at: item, itemKey, "give address or srv, not both")
+            return nil
+        case (nil, nil):
+            fail(at: item, "\(dot)address", "missing; an endpoint needs host:port (or srv: NAME)")
+            return nil
+        }
+        switch source {
+        case .fixed(var endpoint):
+            endpoint.weight = weight ?? 1
+            endpoint.maxConnections = limit
+            source = .fixed(endpoint)
+        case .name(var name):
+            name.weight = weight
+            name.maxConnections = limit
+            source = .name(name)
+        }
+        return source
     }
 
     /// `host:port`: an IP literal is a fixed endpoint, anything else a name to follow.

@@ -15,9 +15,13 @@ public final class Daemon {
     private var info: RuntimeInfo!
     /// The configuration file as loaded: the base of the service map.
     private var fileConfig: Config!
-    /// The service map in force: `fileConfig` with what its names resolved to.
+    /// The service map in force: `fileConfig` with etcd's services and endpoints and what
+    /// every name resolved to.
     private var config: Config!
     private var dns: DNSDiscovery!
+    private var etcd: EtcdDiscovery?
+    /// Until the first read from etcd (or its dialTimeout), READY=1 waits.
+    private var readyTimer: TimerWatcher?
     private var signals: [SignalWatcher] = []
     private var configWatcher: ConfigWatcher!
     private var watchdog: TimerWatcher?
@@ -53,7 +57,8 @@ public final class Daemon {
             for problem in error.errors { printError(problem.description) }
             return 1
         }
-        // Names have no endpoints until they first resolve, moments after start.
+        // Names have no endpoints until they first resolve, and etcd adds nothing until its
+        // first read, moments after start: the file's services are served at once.
         config = ServiceMap.materialize(fileConfig, answers: [:])
         Log.setLevel(logLevelOverride ?? config.logLevel)
         raiseFileLimit()
@@ -66,7 +71,8 @@ public final class Daemon {
         admin = AdminServer(loop: loop, address: config.admin.listen,
                             routes: AdminRoutes(info: info, services: { [unowned self] in self.workers.services },
                                                 workers: { [unowned self] in self.workers.figures },
-                                                dns: { [unowned self] in self.dns.statuses }))
+                                                dns: { [unowned self] in self.dns.statuses },
+                                                etcd: { [unowned self] in self.etcd?.status }))
         do throws(SystemError) {
             try workers.bindListeners(config)
             do throws(SystemError) {
@@ -84,6 +90,7 @@ public final class Daemon {
         workers.start()
         dns.onChange = { [unowned self] in self.applyServiceMap(trigger: "dns") }
         dns.follow(fileConfig.dnsNames, resolvers: fileConfig.resolvers)
+        followEtcd(fileConfig)
         healthChecker = HealthChecker(loop: loop)
         healthChecker.start(services: workers.services)
         admin.start()
@@ -97,7 +104,18 @@ public final class Daemon {
 
         watchSignals()
         Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), \(workers.count) worker loop(s), admin on \(config.admin.listen), config \(configPath)")
-        notifier.notify("READY=1\nSTATUS=\(statusLine())")
+        if etcd == nil {
+            notifier.notify("READY=1\nSTATUS=\(statusLine())")
+        } else {
+            // READY=1 once the first read from etcd is applied, or after dialTimeout.
+            let timer = TimerWatcher(loop: loop) { [unowned self] in self.announceReady() }
+            timer.start(after: fileConfig.discovery?.etcd?.dialTimeout ?? 2)
+            readyTimer = timer
+            etcd?.onFirstRead = { [unowned self] in
+                self.applyServiceMap(trigger: "etcd")
+                self.announceReady()
+            }
+        }
         loop.run()
         workers.stop()
         admin.close()
@@ -130,6 +148,7 @@ public final class Daemon {
         configWatcher.stop()
         healthChecker.stop()
         dns.stop()
+        etcd?.stop()
         notifier.notify("STOPPING=1\nSTATUS=draining \(workers.openConnections) connections")
         workers.closeListeners()
         let open = workers.openConnections
@@ -183,8 +202,10 @@ public final class Daemon {
             return
         }
         configWatcher.acceptCurrent()
-        // Names that stay keep their last answer until they are resolved again, below.
-        let next = ServiceMap.materialize(nextFile, answers: dns.answers)
+        // Names that stay keep their last answer until they are resolved again, below;
+        // etcd's keys are read again over the new defaults.
+        if let settings = nextFile.discovery?.etcd { etcd?.update(config: settings, template: nextFile.serviceDefaults) }
+        let next = desiredMap(file: nextFile)
 
         var newAdmin: AdminServer?
         if next.admin.listen != admin.address {
@@ -216,8 +237,9 @@ public final class Daemon {
         Log.setLevel(logLevelOverride ?? next.logLevel)
         fileConfig = nextFile
         config = next
-        // Every name of the new file is resolved again at once.
-        dns.follow(nextFile.dnsNames, resolvers: nextFile.resolvers)
+        // Every name is resolved again at once.
+        dns.follow(next.dnsNames, resolvers: nextFile.resolvers)
+        if (nextFile.discovery?.etcd == nil) != (etcd == nil) { followEtcd(nextFile) }
         info.recordReload(ok: true, error: nil)
         let elapsed = Int(((loop.nowUpdated - started) * 1000).rounded())
         Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
@@ -228,7 +250,7 @@ public final class Daemon {
     /// counters, new ones are added, vanished ones drain), with no listener change.
     private func applyServiceMap(trigger: String) {
         guard !shuttingDown else { return }
-        let next = ServiceMap.materialize(fileConfig, answers: dns.answers)
+        let next = desiredMap(file: fileConfig)
         let changes: ReloadChanges
         do {
             changes = try workers.apply(next)
@@ -238,8 +260,57 @@ public final class Daemon {
         }
         config = next
         healthChecker.sync(services: workers.services)
-        Log.notice("\(trigger): service map updated: \(next.endpointCount) endpoint(s); \(changes)")
+        // etcd may have brought names of its own: new ones are resolved at once.
+        dns.follow(next.dnsNames, resolvers: fileConfig.resolvers, resolveKnown: false)
+        let line = "\(trigger): service map updated: \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes)"
+        if changes == ReloadChanges() { Log.debug(line) } else { Log.notice(line) }
         notifier.notify("STATUS=\(statusLine())")
+    }
+
+    /// The desired service map from every source: the file, etcd's keys (services that
+    /// clash, or whose new listen address cannot be bound, are rejected alone) and the
+    /// answers of every name.
+    private func desiredMap(file: Config) -> Config {
+        guard let etcd else { return ServiceMap.materialize(file, answers: dns.answers) }
+        var (base, rejected) = etcd.catalog.merged(into: file)
+        let bound = workers.boundAddresses
+        base.services.removeAll { service in
+            guard service.source == "etcd", !bound.contains(service.listen) else { return false }
+            do throws(SystemError) {
+                try Socket.checkBindable(service.listen)
+                return false
+            } catch {
+                rejected.append(EtcdCatalog.Rejection(key: "\(etcd.catalog.prefix)/services/\(service.name)", revision: etcd.revision,
+                                                      error: "listen \(service.listen): \(error.reason)"))
+                return true
+            }
+        }
+        let newly = rejected.filter { !etcd.rejected.contains($0) }
+        for rejection in newly { Log.error("etcd: key \(rejection.key) (revision \(rejection.revision)) rejected: \(rejection.error)") }
+        etcd.rejected = rejected
+        return ServiceMap.materialize(base, answers: dns.answers)
+    }
+
+    /// Starts or stops following etcd as the file asks.
+    private func followEtcd(_ file: Config) {
+        if let settings = file.discovery?.etcd {
+            guard etcd == nil else { return }
+            let discovery = EtcdDiscovery(loop: loop, config: settings, template: file.serviceDefaults)
+            discovery.onChange = { [unowned self] in self.applyServiceMap(trigger: "etcd") }
+            etcd = discovery
+            discovery.start()
+        } else if let discovery = etcd {
+            discovery.stop()
+            etcd = nil
+            applyServiceMap(trigger: "discovery removed")
+        }
+    }
+
+    private func announceReady() {
+        guard let timer = readyTimer else { return }
+        timer.stop()
+        readyTimer = nil
+        notifier.notify("READY=1\nSTATUS=\(statusLine())")
     }
 
     /// With `WATCHDOG_USEC` set, pings systemd at half that period from the event loop

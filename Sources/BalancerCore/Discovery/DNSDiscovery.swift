@@ -72,10 +72,13 @@ public final class DNSDiscovery {
     }
 
     /// Follows `names` from now on (at start, and after each reload): names no longer
-    /// named are dropped, and every name is resolved at once. A name used by several
-    /// services is resolved once, with the shortest `refresh` and `hold` among them.
-    public func follow(_ names: [DNSName], resolvers newResolvers: ResolverConfig?) {
+    /// named are dropped, and every name is resolved at once (with `resolveKnown` false,
+    /// only the new ones). A name used by several services is resolved once, with the
+    /// shortest `refresh` and `hold` among them.
+    public func follow(_ names: [DNSName], resolvers newResolvers: ResolverConfig?, resolveKnown: Bool = true) {
+        var resolveKnown = resolveKnown
         if client == nil || newResolvers != resolvers {
+            resolveKnown = true
             client?.close()
             client = nil
             resolvers = newResolvers
@@ -106,6 +109,7 @@ public final class DNSDiscovery {
             let name: Tracked
             if let known = tracked[query] {
                 name = known
+                if !resolveKnown && known.settings == settings[query]! { continue }
                 name.settings = settings[query]!
             } else {
                 name = Tracked(query: query, settings: settings[query]!, timer: TimerWatcher(loop: loop, handler: {}))

@@ -36,6 +36,7 @@ public final class Workers: @unchecked Sendable {
     public var activation = SocketActivation()
     /// Listen addresses with sockets bound.
     private var bound: Set<SocketAddress> = []
+    public var boundAddresses: Set<SocketAddress> { bound }
     private var started = false
     /// Called on the main thread once no connection is open on any worker, after `drain()`.
     private var onDrained: (() -> Void)?
