@@ -27,7 +27,10 @@ struct BalancerdCommand: ParsableCommand {
                 let loaded = try ConfigLoader.load(path: config)
                 let services = loaded.services.count
                 let endpoints = loaded.endpointCount
-                print("configuration OK: \(services) service\(services == 1 ? "" : "s"), \(endpoints) endpoint\(endpoints == 1 ? "" : "s")")
+                // Names are not resolved here: they are counted apart.
+                let names = loaded.dnsNames.count
+                let followed = names == 0 ? "" : ", \(names) name\(names == 1 ? "" : "s") to resolve"
+                print("configuration OK: \(services) service\(services == 1 ? "" : "s"), \(endpoints) endpoint\(endpoints == 1 ? "" : "s")\(followed)")
             } catch {
                 for problem in error.errors { printToStandardError("balancerd: \(problem)") }
                 throw ExitCode(1)

@@ -253,4 +253,28 @@ import Testing
         #expect(try TestClient(port: port).readLine() == "a")
         withExtendedLifetime(daemon) {}
     }
+
+    @Test func registerScript_putsTheEndpointWithALease_andDeregistersWhenStopped() throws {
+        let etcd = try EtcdCluster()
+        let a = try BackendProcess(name: "a")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: config(etcd, port: port, admin: admin))
+        // Spawned with no signal blocked, so that its SIGTERM arrives.
+        let script = try Harness.spawn("/bin/bash", [Harness.repositoryRoot.appendingPathComponent("scripts/etcd-register.sh").path, "web", "pod-a", a.address, "3"],
+                                       environment: ["ETCDCTL_ENDPOINTS": etcd.clientURL(0)])
+        var status: Int32 = 0
+        defer {
+            kill(script, SIGKILL)
+            waitpid(script, &status, 0)
+        }
+        #expect(Harness.waitUntil(timeout: 5) { endpoints(admin) == [a.address] })
+        // Kept alive past its TTL.
+        usleep(3_500_000)
+        #expect(endpoints(admin) == [a.address])
+        #expect(try TestClient(port: port).readLine() == "a")
+        kill(script, SIGTERM)
+        #expect(Harness.waitUntil(timeout: 2) { endpoints(admin).isEmpty }, "revoked at once, not after the TTL")
+        #expect(Harness.waitUntil(timeout: 3) { waitpid(script, &status, WNOHANG) == script })
+        withExtendedLifetime(daemon) {}
+    }
 }

@@ -99,7 +99,7 @@ final class DnsmasqProcess {
         for _ in 1...3 {
             let port = Harness.freeDNSPort()
             try? FileManager.default.removeItem(at: log) // a failed try's lines must not count
-            let pid = try spawn(executable, [
+            let pid = try Harness.spawn(executable, [
                 "--keep-in-foreground",
                 "--conf-file=/dev/null",        // not /etc/dnsmasq.conf
                 "--pid-file=",                  // none
@@ -127,39 +127,6 @@ final class DnsmasqProcess {
             said = "wait status \(status); stderr: \(errors.suffix(2000))"
         }
         throw HarnessError("dnsmasq did not start: \(said)")
-    }
-
-    /// Starts `path` with `arguments`, stdin and stdout on /dev/null, stderr to a file.
-    /// Not Foundation's `Process`: it learns that a child has ended when a socket the child
-    /// inherits closes, and dnsmasq closes every inherited descriptor at start-up, after
-    /// which `Process` blocks its monitoring thread in waitpid() and with it every other
-    /// `Process` in the test run.
-    private static func spawn(_ path: String, _ arguments: [String], standardError: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, standardError, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        // The spawning thread may block or ignore signals (SIGHUP among them); dnsmasq must
-        // start with none blocked and all at their defaults.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = [strdup("PATH=/usr/sbin:/usr/bin:/sbin:/bin"), nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard result == 0 else { throw HarnessError("posix_spawn \(path): \(String(cString: strerror(result)))") }
-        return pid
     }
 
     /// Whether a TCP connect to 127.0.0.1:`port` succeeds now (on loopback it is immediate).

@@ -18,6 +18,10 @@ enum Harness {
     }()
 
     static var balancerd: String { buildDirectory.appendingPathComponent("balancerd").path }
+
+    /// The checkout this test file belongs to (for its scripts).
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
     static var testbackend: String { buildDirectory.appendingPathComponent("testbackend").path }
 
     /// A fresh folder for one test's files.
