@@ -14,7 +14,9 @@ on one server, so its service has that one endpoint). Figures:
 - proxy CPU time per GB relayed and per new connection (steadier than rates when the
   load generator, the backends and the proxy share the same cores);
 - configuration of 1,000 services x 10 endpoints: balancerd's reload time; for the peers,
-  the time their own config check takes (the parse a reload would start with).
+  the time their own config check takes (the parse a reload would start with);
+- discovery from etcd (balancerd only; see scripts/bench_etcd.py): put to first connection
+  served, and the CPU one key change costs with 1,000 services watched.
 """
 import argparse
 import json
@@ -360,6 +362,14 @@ try:
             took.append(int(re.findall(r"took (\d+) ms", open(log_path).read())[-1]))
         stop(daemon)
     results["balancerd"]["big_ms"] = min(took)
+    # Discovery from etcd: balancerd alone (the peers have no etcd provider to compare).
+    print("-- etcd discovery", file=sys.stderr, flush=True)
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import bench_etcd
+    etcd = bench_etcd.run(args.balancerd)
+    for kind in kinds:
+        for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change"]:
+            results[kind][key] = etcd[key] if kind == "balancerd" else float("nan")
 finally:
     for process in processes:
         stop(process)
@@ -370,6 +380,8 @@ best_haproxy = {}
 for key, better in [("gbps1", max), ("gbps4", max), ("conn_rate", max), ("ka_rate", max), ("p50", min), ("p99", min),
                     ("idle_bytes", min), ("cpu_per_gb", min), ("cpu_us_per_conn", min), ("cpu_us_per_req", min), ("big_ms", min)]:
     best_haproxy[key] = better(results["haproxy"][key], results["haproxy+splice"][key]) if key != "big_ms" else results["haproxy"][key]
+for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change"]:
+    best_haproxy[key] = float("nan")
 
 rows = [
     ("throughput, 1 stream (Gbit/s)", "gbps1", "{:.2f}"),
@@ -383,6 +395,9 @@ rows = [
     ("proxy CPU µs per new connection", "cpu_us_per_conn", "{:.1f}"),
     ("proxy CPU µs per keep-alive request", "cpu_us_per_req", "{:.1f}"),
     ("1,000 services x 10 endpoints (ms)*", "big_ms", "{:.0f}"),
+    ("etcd put to first connection, median of 20 (ms)", "put_median_ms", "{:.1f}"),
+    ("etcd put to first connection, max of 20 (ms)", "put_max_ms", "{:.1f}"),
+    ("CPU per etcd key change, 1,000 services (ms)", "cpu_ms_per_change", "{:.2f}"),
 ]
 header = ["figure"] + kinds + ["vs best HAProxy", "vs direct"]
 table = []

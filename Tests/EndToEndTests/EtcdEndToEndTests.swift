@@ -150,7 +150,7 @@ import Testing
         #expect(etcdStatus(admin)["lastError"] is String)
         #expect(endpoints(admin) == [a.address], "nothing is removed while the store is away")
         try etcd.restart(member: 0)
-        try etcd.put("/balancerd/endpoints/web/pod-b", "\"\(b.address)\"")
+        try etcd.putWhenQuorate("/balancerd/endpoints/web/pod-b", "\"\(b.address)\"")
         try etcd.delete("/balancerd/endpoints/web/pod-a")
         // Backoff is at most 5 s; then the whole prefix is read again.
         #expect(Harness.waitUntil(timeout: 8) { endpoints(admin) == [b.address] })
@@ -185,7 +185,7 @@ import Testing
         #expect(Harness.waitUntil(timeout: 5) { endpoints(admin) == [a.address] })
         #expect(etcdStatus(admin)["member"] as? String == etcd.clientURL(0))
         etcd.kill(member: 0)
-        try etcd.put("/balancerd/endpoints/web/pod-b", "\"\(b.address)\"")
+        try etcd.putWhenQuorate("/balancerd/endpoints/web/pod-b", "\"\(b.address)\"")
         #expect(Harness.waitUntil(timeout: 8) { endpoints(admin) == [a.address, b.address] })
         #expect(etcdStatus(admin)["member"] as? String != etcd.clientURL(0))
         #expect(Set(try TestClient.answers(port, count: 4)) == ["a", "b"])

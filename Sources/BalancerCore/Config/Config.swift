@@ -149,7 +149,7 @@ public struct QueueConfig: Sendable, Equatable {
     public var timeout: Double = 5
 }
 
-public struct ServiceConfig: Sendable {
+public struct ServiceConfig: Sendable, Equatable {
     public var name: String
     public var listen: SocketAddress
     /// Where it is defined, as `/stats` shows it: `file` or `etcd`.

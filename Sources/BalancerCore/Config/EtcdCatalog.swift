@@ -33,8 +33,10 @@ public struct EtcdCatalog: Sendable {
     }
 
     public let prefix: String
-    /// By key, so that iterating in key order (bytewise) is a sort away.
     private var entries: [String: Entry] = [:]
+    /// The keys in bytewise order, kept sorted as keys come and go (a merge runs on every
+    /// change; sorting a thousand keys each time would cost more than the change).
+    private var sortedKeys: [String] = []
     /// The file's `defaults`, which services from etcd inherit.
     private var template: ServiceConfig
 
@@ -60,12 +62,24 @@ public struct EtcdCatalog: Sendable {
         case .failure(let invalid):
             entry.error = invalid.reason
         }
-        entries[key] = entry
+        if entries.updateValue(entry, forKey: key) == nil { sortedKeys.insert(key, at: insertionIndex(of: key)) }
         return entry.error == nil
     }
 
     public mutating func delete(key: String) {
-        entries.removeValue(forKey: key)
+        guard entries.removeValue(forKey: key) != nil else { return }
+        let index = insertionIndex(of: key)
+        if index < sortedKeys.count, sortedKeys[index] == key { sortedKeys.remove(at: index) }
+    }
+
+    /// Where `key` is, or would go, in `sortedKeys` (binary search, bytewise).
+    private func insertionIndex(of key: String) -> Int {
+        var low = 0, high = sortedKeys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sortedKeys[middle].utf8.lexicographicallyPrecedes(key.utf8) { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// Replaces everything with a fresh read of the prefix: keys not in it are deleted,
@@ -76,7 +90,7 @@ public struct EtcdCatalog: Sendable {
         let present = Set(values.map(\.key))
         var changed = 0, rejected = 0
         for key in entries.keys where !present.contains(key) {
-            entries.removeValue(forKey: key)
+            delete(key: key)
             changed += 1
         }
         for item in values {
@@ -92,6 +106,7 @@ public struct EtcdCatalog: Sendable {
         template = newTemplate
         let all = entries
         entries = [:]
+        sortedKeys = []
         for (key, entry) in all { put(key: key, value: entry.value, revision: entry.revision) }
     }
 
@@ -107,7 +122,7 @@ public struct EtcdCatalog: Sendable {
         var names = Set(file.services.map(\.name))
         var listens: [SocketAddress: String] = [:]
         for service in file.services { listens[service.listen] = service.name }
-        let keys = entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        let keys = sortedKeys
         for key in keys {
             let entry = entries[key]!
             if let error = entry.error { rejected.append(Rejection(key: key, revision: entry.revision, error: error)) }

@@ -37,6 +37,8 @@ public final class Workers: @unchecked Sendable {
     /// Listen addresses with sockets bound.
     private var bound: Set<SocketAddress> = []
     public var boundAddresses: Set<SocketAddress> { bound }
+    /// What every worker's listeners serve, as last installed.
+    private var installed: [(service: Service, listen: SocketAddress)] = []
     private var started = false
     /// Called on the main thread once no connection is open on any worker, after `drain()`.
     private var onDrained: (() -> Void)?
@@ -70,6 +72,7 @@ public final class Workers: @unchecked Sendable {
         let sockets = try bindSockets(for: config.services.map(\.listen))
         let pairs = Array(zip(services, config.services.map(\.listen)))
         for proxy in proxies { proxy.install(pairs, sockets: sockets[proxy.index]) }
+        installed = pairs
         bound = Set(config.services.map(\.listen))
     }
 
@@ -122,6 +125,8 @@ public final class Workers: @unchecked Sendable {
         for service in services { old[service.name] = service }
         let next = config.services.map { serviceConfig -> Service in
             if let kept = old.removeValue(forKey: serviceConfig.name) {
+                // Most of a large map stays as it is when one etcd key or DNS name changes.
+                if kept.config == serviceConfig { return kept }
                 let moved = kept.update(config: serviceConfig)
                 changes.endpointsAdded += moved.added
                 changes.endpointsRemoved += moved.removed
@@ -142,11 +147,14 @@ public final class Workers: @unchecked Sendable {
         let pairs = Array(zip(next, config.services.map(\.listen)))
         let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
         let maxConnections = config.maxConnections
+        let sameListeners = sockets.allSatisfy(\.isEmpty) && pairs.count == installed.count
+            && zip(pairs, installed).allSatisfy { $0.0 === $1.service && $0.1 == $1.listen }
         onEveryWorker { proxy in
-            proxy.install(pairs, sockets: sockets[proxy.index])
+            if !sameListeners { proxy.install(pairs, sockets: sockets[proxy.index]) }
             proxy.maxConnections = maxConnections
             proxy.descriptorCapacity = capacity
         }
+        installed = pairs
         services = next
         bound = Set(config.services.map(\.listen))
         return changes

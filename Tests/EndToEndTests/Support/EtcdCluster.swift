@@ -104,6 +104,20 @@ final class EtcdCluster {
         try etcdctl(["put", key, value] + (lease.map { ["--lease=\($0)"] } ?? []))
     }
 
+    /// `put`, tried again for up to `timeout` seconds: after a member is killed, the others
+    /// may need a moment (an election) before they commit.
+    func putWhenQuorate(_ key: String, _ value: String, timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do {
+                return try put(key, value)
+            } catch {
+                if Date() > deadline { throw error }
+                usleep(200_000)
+            }
+        }
+    }
+
     func delete(_ key: String) throws {
         try etcdctl(["del", key])
     }
