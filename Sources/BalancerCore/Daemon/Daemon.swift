@@ -18,6 +18,8 @@ public final class Daemon {
     /// The service map in force: `fileConfig` with what its names resolved to.
     private var config: Config!
     private var dns: DNSDiscovery!
+    /// What the admin port set at run time: the third source of the service map.
+    private var runtime: RuntimeController!
     private var signals: [SignalWatcher] = []
     private var configWatcher: ConfigWatcher!
     private var watchdog: TimerWatcher?
@@ -53,8 +55,10 @@ public final class Daemon {
             for problem in error.errors { printError(problem.description) }
             return 1
         }
+        runtime = RuntimeController(stateFile: fileConfig.admin.stateFile)
         // Names have no endpoints until they first resolve, moments after start.
-        config = ServiceMap.materialize(fileConfig, answers: [:])
+        config = ServiceMap.materialize(fileConfig, answers: [:], overrides: runtime.overrides)
+        runtime.mapApplied(config, answers: [:])
         Log.setLevel(logLevelOverride ?? config.logLevel)
         raiseFileLimit()
 
@@ -66,7 +70,12 @@ public final class Daemon {
         admin = AdminServer(loop: loop, address: config.admin.listen,
                             routes: AdminRoutes(info: info, services: { [unowned self] in self.workers.services },
                                                 workers: { [unowned self] in self.workers.figures },
-                                                dns: { [unowned self] in self.dns.statuses }))
+                                                dns: { [unowned self] in self.dns.statuses },
+                                                control: { [unowned self] in self.runtime.perform($0) },
+                                                access: { [unowned self] in AdminAccess(self.config.admin) }))
+        runtime.services = { [unowned self] in self.workers.services }
+        runtime.reapply = { [unowned self] in self.applyServiceMap(trigger: "admin") }
+        runtime.closeSessions = { [unowned self] in self.workers.closeSessions(of: $0, endpoint: $1) }
         do throws(SystemError) {
             try workers.bindListeners(config)
             do throws(SystemError) {
@@ -184,7 +193,7 @@ public final class Daemon {
         }
         configWatcher.acceptCurrent()
         // Names that stay keep their last answer until they are resolved again, below.
-        let next = ServiceMap.materialize(nextFile, answers: dns.answers)
+        let next = ServiceMap.materialize(nextFile, answers: dns.answers, overrides: runtime.overrides)
 
         var newAdmin: AdminServer?
         if next.admin.listen != admin.address {
@@ -216,6 +225,7 @@ public final class Daemon {
         Log.setLevel(logLevelOverride ?? next.logLevel)
         fileConfig = nextFile
         config = next
+        runtime.mapApplied(next, answers: dns.answers)
         // Every name of the new file is resolved again at once.
         dns.follow(nextFile.dnsNames, resolvers: nextFile.resolvers)
         info.recordReload(ok: true, error: nil)
@@ -223,12 +233,12 @@ public final class Daemon {
         Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
     }
 
-    /// Applies the service map rebuilt from the file in force and the latest answers of
-    /// its names: the same differ as a reload (endpoints that stay keep their health and
+    /// Applies the service map rebuilt from the file in force, the latest answers of its
+    /// names and the runtime overrides: the same differ as a reload (endpoints that stay keep their health and
     /// counters, new ones are added, vanished ones drain), with no listener change.
     private func applyServiceMap(trigger: String) {
         guard !shuttingDown else { return }
-        let next = ServiceMap.materialize(fileConfig, answers: dns.answers)
+        let next = ServiceMap.materialize(fileConfig, answers: dns.answers, overrides: runtime.overrides)
         let changes: ReloadChanges
         do {
             changes = try workers.apply(next)
@@ -237,6 +247,7 @@ public final class Daemon {
             return
         }
         config = next
+        runtime.mapApplied(next, answers: dns.answers)
         healthChecker.sync(services: workers.services)
         Log.notice("\(trigger): service map updated: \(next.endpointCount) endpoint(s); \(changes)")
         notifier.notify("STATUS=\(statusLine())")
