@@ -162,7 +162,7 @@ final class ConfigParser {
                 fail(at: f.value, key, "cannot read \(path): \((error as NSError).localizedFailureReason ?? "unreadable")")
                 return nil
             }
-            token = String(token.split(separator: "\n", omittingEmptySubsequences: false).first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            token = String(token.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         } else {
             return nil
         }
