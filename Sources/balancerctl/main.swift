@@ -24,6 +24,12 @@ func reordered(_ arguments: [String]) -> [String] {
     return [subcommand] + leading + rest.dropFirst()
 }
 
+if CommandLine.arguments.count < 2 {
+    // No subcommand is wrong usage, not a request for help.
+    printToStandardError(BalancerctlCommand.helpMessage())
+    exit(2)
+}
+
 do {
     var command = try BalancerctlCommand.parseAsRoot(reordered(Array(CommandLine.arguments.dropFirst())))
     do {

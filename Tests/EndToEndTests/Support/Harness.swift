@@ -19,6 +19,7 @@ enum Harness {
 
     static var balancerd: String { buildDirectory.appendingPathComponent("balancerd").path }
     static var testbackend: String { buildDirectory.appendingPathComponent("testbackend").path }
+    static var balancerctl: String { buildDirectory.appendingPathComponent("balancerctl").path }
 
     /// A fresh folder for one test's files.
     static func temporaryDirectory() -> URL {
