@@ -15,8 +15,8 @@ cd "$root"
 # tests; systemd: systemd-analyze and systemd-socket-activate (systemd need not be
 # running); dnsmasq-base (the dnsmasq binary, without a system service) and PyPI's
 # dnslib: the DNS servers of the end-to-end tests; bind9-dnsutils: dig.
-ensure_packages libev-dev libhttp-parser-dev libc-ares-dev prometheus systemd dnsmasq-base bind9-dnsutils
-ensure_python_modules dnslib
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver
+ensure_python_modules dnslib selenium
 trap 'stop_strays "$root"' EXIT
 
 build=(--build-path .build)

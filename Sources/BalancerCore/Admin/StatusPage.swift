@@ -41,7 +41,7 @@ enum StatusPage {
   .figure { display: flex; flex-direction: column; }
   .figure .label { color: var(--muted); font-size: 11px; text-transform: uppercase; letter-spacing: .04em; }
   .figure .value { font-variant-numeric: tabular-nums; font-weight: 600; }
-  .chart { margin-left: auto; display: flex; align-items: center; gap: 8px; color: var(--muted); font-size: 11px; }
+  .chart { margin-left: auto; display: flex; flex-direction: column; align-items: flex-end; gap: 2px; color: var(--muted); font-size: 11px; }
   .chart svg { background: var(--bg); border: 1px solid var(--line); border-radius: 4px; }
   table { border-collapse: collapse; width: 100%; }
   th, td { padding: 6px 14px; text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
@@ -144,7 +144,7 @@ function drawService(service) {
   head.append(figures);
   const chart = element("div", { class: "chart" });
   const svg = document.createElementNS(svgNS, "svg");
-  svg.setAttribute("width", "240"); svg.setAttribute("height", "44"); svg.setAttribute("viewBox", "0 0 240 44");
+  svg.setAttribute("width", "200"); svg.setAttribute("height", "40"); svg.setAttribute("viewBox", "0 0 200 40");
   svg.setAttribute("role", "img"); svg.setAttribute("aria-label", "connections per second, last minute");
   const area = document.createElementNS(svgNS, "polygon");
   area.setAttribute("fill", "rgba(9,105,218,0.15)");
@@ -152,7 +152,7 @@ function drawService(service) {
   line.setAttribute("fill", "none"); line.setAttribute("stroke", "#0969da"); line.setAttribute("stroke-width", "1.5");
   svg.append(area, line);
   const peak = element("span", { class: "peak" }, "");
-  chart.append(element("span", {}, "conn/s, 60 s"), svg, peak);
+  chart.append(svg, peak);
   head.append(chart);
   section.append(head);
 
@@ -201,7 +201,7 @@ function byteRate(cell, value, perSecond) {
 }
 
 function drawChart(view, values) {
-  const width = 240, height = 44, slots = 60;
+  const width = 200, height = 40, slots = 60;
   const top = Math.max(1, ...values);
   const step = width / (slots - 1);
   const start = slots - values.length;
@@ -212,7 +212,7 @@ function drawChart(view, values) {
   } else {
     view.area.setAttribute("points", "");
   }
-  view.peak.textContent = "peak " + rate(Math.max(0, ...values));
+  view.peak.textContent = "conn/s, last 60 s · peak " + rate(Math.max(0, ...values));
 }
 
 function render(stats, now) {
