@@ -5,6 +5,7 @@ let package = Package(
     name: "balancerd",
     products: [
         .executable(name: "balancerd", targets: ["balancerd"]),
+        .executable(name: "balancerctl", targets: ["balancerctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
@@ -34,6 +35,11 @@ let package = Package(
             name: "balancerd",
             dependencies: ["BalancerCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The admin port's command-line client.
+        .executableTarget(
+            name: "balancerctl",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // A small TCP server used by the demo and the end-to-end tests as an upstream.
         .executableTarget(name: "testbackend"),
         // libFuzzer targets (scripts/fuzz.sh); a plain build gives corpus replayers.
@@ -41,7 +47,7 @@ let package = Package(
         .executableTarget(name: "fuzz-config", dependencies: ["BalancerCore", "FuzzDriver"]),
         .executableTarget(name: "fuzz-admin-request", dependencies: ["BalancerCore", "FuzzDriver"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "testbackend"], exclude: ["Support/dns-server.py"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "balancerctl", "testbackend"], exclude: ["Support/dns-server.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

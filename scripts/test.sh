@@ -15,10 +15,11 @@ cd "$root"
 # openssl (real etcd members, TLS certificates); prometheus (promtool, and a real server
 # scraping the admin port); systemd (systemd-analyze and systemd-socket-activate; systemd
 # need not be running); dnsmasq-base (the dnsmasq binary, without a system service) and
-# PyPI's dnslib (DNS servers); bind9-dnsutils (dig).
+# PyPI's dnslib (DNS servers); bind9-dnsutils (dig); chromium, chromium-driver and PyPI's
+# selenium (the status page in a real browser).
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
-    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils
-ensure_python_modules dnslib
+    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver
+ensure_python_modules dnslib selenium
 trap 'stop_strays "$root"' EXIT
 
 build=(--build-path .build)

@@ -54,4 +54,30 @@ import BalancerCore
         let complete = AdminRequestParser()
         #expect(feed(complete, head + "\r\n\r\n") == .tooLarge)
     }
+
+    @Test func parse_whenPostWithBodyArrivesInPieces_givesBodyAndTheHeadersCommandsNeed() {
+        let body = #"{"state":"drain"}"#
+        let text = "POST /services/web/endpoints/%5B%3A%3A1%5D%3A80/state HTTP/1.1\r\nContent-Type: application/json\r\n"
+            + "X-Other: 1\r\nOrigin: http://127.0.0.1:9901\r\nAuthorization: Bearer s3cret\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        let parser = AdminRequestParser()
+        let bytes = Array(text.utf8)
+        var outcome = AdminRequestParser.Outcome.needMore
+        // Three bytes at a time: names, values and the body all come split.
+        for start in stride(from: 0, to: bytes.count, by: 3) {
+            outcome = Array(bytes[start..<min(bytes.count, start + 3)]).withUnsafeBytes { parser.feed($0) }
+        }
+        guard case .request(let request, _) = outcome else { Issue.record("no request: \(outcome)"); return }
+        #expect(request.method == "POST")
+        #expect(request.path == "/services/web/endpoints/%5B%3A%3A1%5D%3A80/state")
+        #expect(request.contentType == "application/json")
+        #expect(request.origin == "http://127.0.0.1:9901")
+        #expect(request.authorization == "Bearer s3cret")
+        #expect(String(decoding: request.body, as: UTF8.self) == body)
+    }
+
+    @Test func parse_whenBodyPassesTheLimit_isTooLarge() {
+        let body = String(repeating: "x", count: AdminRequestParser.maxRequestBytes)
+        let text = "POST /services/a/endpoints/b/state HTTP/1.1\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+        #expect(feed(AdminRequestParser(), text) == .tooLarge)
+    }
 }

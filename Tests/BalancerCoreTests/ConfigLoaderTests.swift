@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import BalancerCore
 
@@ -176,7 +177,7 @@ import Testing
             endpoints: []
         """)
         #expect(empty.map(\.key) == ["services[0].endpoints"])
-        let missing = errors("""
+        let missing = ConfigFixture.errors("""
         services:
           - name: a
             listen: 127.0.0.1:30080
@@ -219,10 +220,12 @@ import Testing
         services: []
         """)
         #expect(found.map(\.key) == ["admin.listen"])
+        // A remote admin port needs a token too (see parse_adminTokenErrors_nameTheKeyAndPosition).
         let allowed = try parse("""
         admin:
           listen: 0.0.0.0:9901
           allowRemote: true
+          token: s3cret
         services: []
         """)
         #expect(allowed.admin.allowRemote)
@@ -331,5 +334,46 @@ import Testing
                                                 "services[0].queue.timeout", "services[0].endpoints[0].weight",
                                                 "services[0].endpoints[1].address"])
         }
+    }
+
+    @Test func parse_adminTokenAndStateFile_areRead_andRelativePathsFollowTheFile() throws {
+        let config = try ConfigLoader.parse("""
+        admin:
+          listen: 127.0.0.1:9901
+          token: s3cret
+          stateFile: state.json
+        services:
+          - {name: web, listen: 127.0.0.1:30080, endpoints: [127.0.0.1:8081]}
+        """, path: "/etc/balancerd/balancerd.yaml")
+        #expect(config.admin.token == "s3cret")
+        #expect(config.admin.stateFile == "/etc/balancerd/state.json")
+    }
+
+    @Test func parse_adminTokenFile_readsItsFirstLine() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("balancerd-token-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "  t0ken-from-file \r\nignored\n".write(to: directory.appendingPathComponent("token"), atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.parse("""
+        admin: {listen: "0.0.0.0:9901", allowRemote: true, tokenFile: token}
+        services:
+          - {name: web, listen: 127.0.0.1:30080, endpoints: [127.0.0.1:8081]}
+        """, path: directory.appendingPathComponent("balancerd.yaml").path)
+        #expect(config.admin.token == "t0ken-from-file")
+    }
+
+    @Test func parse_adminTokenErrors_nameTheKeyAndPosition() {
+        let service = "services:\n  - {name: web, listen: 127.0.0.1:30080, endpoints: [127.0.0.1:8081]}\n"
+        let remote = ConfigFixture.errors("admin:\n  listen: 0.0.0.0:9901\n  allowRemote: true\n" + service)
+        #expect(remote.map(\.key) == ["admin.allowRemote"])
+        #expect(remote.first?.line == 3)
+        #expect(remote.first?.column == 16)
+        #expect(remote.first?.message.contains("admin.token") == true)
+        #expect(ConfigFixture.errors("admin:\n  token: a\n  tokenFile: b\n" + service).map(\.key) == ["admin.token"])
+        #expect(ConfigFixture.errors("admin:\n  token: \"two words\"\n" + service).map(\.key) == ["admin.token"])
+        let missing = ConfigFixture.errors("admin:\n  tokenFile: /nonexistent/balancerd-token\n" + service)
+        #expect(missing.map(\.key) == ["admin.tokenFile"])
+        #expect(missing.first?.line == 2)
+        #expect(ConfigFixture.errors("admin:\n  stateFile: [a]\n" + service).map(\.key) == ["admin.stateFile"])
     }
 }

@@ -3,29 +3,9 @@ import Glibc
 import Testing
 
 @Suite struct CommandLineEndToEndTests {
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     /// Runs balancerd to completion (at most 10 s) with `arguments`.
-    private func run(_ arguments: [String]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.balancerd)
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let finished = Harness.waitUntil(timeout: 10) { !process.isRunning }
-        if !finished { process.terminate() }
-        #expect(finished)
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    private func run(_ arguments: [String]) throws -> Program.Outcome {
+        try Program.run(Harness.balancerd, arguments)
     }
 
     private func writeConfig(_ text: String) throws -> String {

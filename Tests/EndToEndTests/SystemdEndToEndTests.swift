@@ -118,6 +118,7 @@ import Testing
         #expect(Harness.waitUntil(timeout: 30) { !install.isRunning })
         #expect(install.terminationStatus == 0)
         #expect(FileManager.default.isExecutableFile(atPath: destdir.appendingPathComponent("opt/lb/bin/balancerd").path))
+        #expect(FileManager.default.isExecutableFile(atPath: destdir.appendingPathComponent("opt/lb/bin/balancerctl").path))
         let unit = try String(contentsOf: destdir.appendingPathComponent("etc/systemd/system/balancerd.service"), encoding: .utf8)
         #expect(unit.contains("ExecStart=/opt/lb/bin/balancerd --config /etc/balancerd/balancerd.yaml"))
         #expect(FileManager.default.fileExists(atPath: destdir.appendingPathComponent("etc/systemd/system/balancerd.socket").path))

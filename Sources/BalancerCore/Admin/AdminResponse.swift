@@ -17,13 +17,21 @@ public struct AdminResponse: Sendable, Equatable {
         switch status {
         case 200: "OK"
         case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 408: "Request Timeout"
+        case 415: "Unsupported Media Type"
         case 431: "Request Header Fields Too Large"
         case 503: "Service Unavailable"
         default: "Error"
         }
+    }
+
+    /// A JSON error answer: `{"error": message}`.
+    static func error(_ status: Int, _ message: String, headers: [String] = []) -> AdminResponse {
+        AdminResponse(status: status, contentType: "application/json", body: "{\"error\":\(StatsRenderer.quote(message))}\n", headers: headers)
     }
 
     /// The bytes on the wire.

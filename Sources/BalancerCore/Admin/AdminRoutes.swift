@@ -1,5 +1,6 @@
 /// What each admin request gets: `/healthz`, `/stats`, `/metrics` answer GET; another
-/// method on them is 405, another path 404.
+/// method on them is 405, another path 404. The status page and the runtime commands are
+/// in `RuntimeRoutes`; with a token set, `AdminAccess` asks for it first.
 public struct AdminRoutes {
     public var services: () -> [Service]
     public var workers: () -> [Workers.Figures]
@@ -8,21 +9,32 @@ public struct AdminRoutes {
     public var dns: () -> [DNSDiscovery.Status]
     /// etcd, when the configuration follows it.
     public var etcd: () -> EtcdDiscovery.Status?
+    /// Carries out a runtime command (see `RuntimeRoutes`).
+    public var control: (RuntimeCommand) -> RuntimeCommand.Outcome
+    /// The token and origin in force (a reload may change them).
+    public var access: () -> AdminAccess
 
     public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] },
-                dns: @escaping () -> [DNSDiscovery.Status] = { [] }, etcd: @escaping () -> EtcdDiscovery.Status? = { nil }) {
+                dns: @escaping () -> [DNSDiscovery.Status] = { [] }, etcd: @escaping () -> EtcdDiscovery.Status? = { nil },
+                control: @escaping (RuntimeCommand) -> RuntimeCommand.Outcome = { _ in .unknownService },
+                access: @escaping () -> AdminAccess = { AdminAccess() }) {
         self.info = info
         self.services = services
         self.workers = workers
         self.dns = dns
         self.etcd = etcd
+        self.control = control
+        self.access = access
     }
 
     static let paths: Set<String> = ["/healthz", "/stats", "/metrics"]
 
     public func respond(to request: AdminRequest) -> AdminResponse {
+        let access = access()
+        if let refusal = access.unauthorized(request) { return refusal }
+        if let answer = RuntimeRoutes.respond(to: request, access: access, control: control) { return answer }
         guard Self.paths.contains(request.path) else {
-            return AdminResponse(status: 404, body: "not found; try /healthz, /stats or /metrics\n")
+            return AdminResponse(status: 404, body: "not found; try /, /healthz, /stats or /metrics\n")
         }
         guard request.method == "GET" else {
             return AdminResponse(status: 405, body: "method not allowed\n", headers: ["Allow: GET"])

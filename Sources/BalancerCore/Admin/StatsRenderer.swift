@@ -46,20 +46,24 @@ public enum StatsRenderer {
             out += "\"balance\":\(quote(config.balance.rawValue)),\"proxyProtocol\":\(quote(config.proxyProtocol.rawValue)),"
             out += "\"healthCheck\":\(config.healthCheck.enabled ? quote("on") : quote("off")),"
             out += "\"endpoints\":["
-            for (position, endpoint) in service.endpoints.enumerated() {
-                if position > 0 { out += "," }
-                out += "{\"address\":\(quote(endpoint.config.name)),\"state\":\(quote(endpoint.isUp ? "up" : "down")),"
-                out += "\"source\":\(quote(endpoint.config.source)),"
-                out += "\"weight\":\(endpoint.config.weight),\"maxConnections\":\(endpoint.config.maxConnections.map(String.init) ?? "null"),"
-                out += "\"activeConnections\":\(endpoint.activeConnections),\"totalConnections\":\(endpoint.totalConnections),"
-                out += "\"failedConnects\":\(endpoint.failedConnects),"
-                out += "\"bytesIn\":\(endpoint.bytesIn),\"bytesOut\":\(endpoint.bytesOut),"
-                out += "\"checks\":{\"passed\":\(endpoint.checksPassed),\"failed\":\(endpoint.checksFailed),"
-                out += "\"consecutiveFailures\":\(endpoint.health.consecutiveFailures),\"consecutivePasses\":\(endpoint.health.consecutivePasses)}}"
-            }
+            out += service.endpoints.map(endpointJSON).joined(separator: ",")
             out += "]}"
         }
         out += "]}\n"
+        return out
+    }
+
+    /// One endpoint's entry of `/stats` (also the answer to a runtime command).
+    public static func endpointJSON(_ endpoint: ServiceSnapshot.Endpoint) -> String {
+        var out = "{\"address\":\(quote(endpoint.config.name)),\"state\":\(quote(endpoint.isUp ? "up" : "down")),"
+        out += "\"admin\":\(quote(endpoint.config.adminState.rawValue)),"
+        out += "\"source\":\(quote(endpoint.config.source)),"
+        out += "\"weight\":\(endpoint.config.weight),\"maxConnections\":\(endpoint.config.maxConnections.map(String.init) ?? "null"),"
+        out += "\"activeConnections\":\(endpoint.activeConnections),\"totalConnections\":\(endpoint.totalConnections),"
+        out += "\"failedConnects\":\(endpoint.failedConnects),"
+        out += "\"bytesIn\":\(endpoint.bytesIn),\"bytesOut\":\(endpoint.bytesOut),"
+        out += "\"checks\":{\"passed\":\(endpoint.checksPassed),\"failed\":\(endpoint.checksFailed),"
+        out += "\"consecutiveFailures\":\(endpoint.health.consecutiveFailures),\"consecutivePasses\":\(endpoint.health.consecutivePasses)}}"
         return out
     }
 

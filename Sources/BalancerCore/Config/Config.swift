@@ -36,6 +36,11 @@ public struct Config: Sendable {
 public struct AdminConfig: Sendable, Equatable {
     public var listen: SocketAddress
     public var allowRemote: Bool
+    /// `admin.token`, or the content of `admin.tokenFile`: when set, every request but
+    /// `GET /healthz` (and the status page itself) needs `Authorization: Bearer <token>`.
+    public var token: String? = nil
+    /// `admin.stateFile`: where runtime overrides (admin state, weight) are kept across restarts.
+    public var stateFile: String? = nil
 
     public static let defaultListen = SocketAddress(family: .ipv4, host: "127.0.0.1", port: 9901)
 }
@@ -71,6 +76,8 @@ public struct EndpointConfig: Sendable, Equatable {
     /// SRV: the endpoints of one SRV name form priority tiers; only the lowest `priority`
     /// with an endpoint up gets connections. nil for every other endpoint.
     public var tier: Tier?
+    /// Set from the admin port (see `RuntimeOverrides`); only `ready` gets new connections.
+    public var adminState: AdminState = .ready
 
     public struct Tier: Sendable, Equatable {
         /// The SRV name whose records these are.

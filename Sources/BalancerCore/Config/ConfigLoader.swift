@@ -223,9 +223,14 @@ final class ConfigParser {
     }
 
     private func parseAdmin(_ node: Node) -> AdminConfig? {
-        guard let map = fields(node, "admin", allowed: ["listen", "allowRemote"]) else { return nil }
+        guard let map = fields(node, "admin", allowed: ["listen", "allowRemote", "token", "tokenFile", "stateFile"]) else { return nil }
         var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
         if let allow = map["allowRemote"] { admin.allowRemote = boolean(allow.value, "admin.allowRemote") ?? false }
+        admin.token = adminToken(map)
+        if let f = map["stateFile"], let path = string(f.value, "admin.stateFile") { admin.stateFile = relativeToConfig(path) }
+        if admin.allowRemote && admin.token == nil, let allow = map["allowRemote"] {
+            fail(at: allow.value, "admin.allowRemote", "a remote admin port needs admin.token or admin.tokenFile")
+        }
         if let listen = map["listen"], let address = address(listen.value, "admin.listen") {
             admin.listen = address
             if !address.isLoopback && !admin.allowRemote {
@@ -234,6 +239,46 @@ final class ConfigParser {
             }
         }
         return admin
+    }
+
+    /// `admin.token`, or the first line of `admin.tokenFile` (read now, and again on each reload).
+    private func adminToken(_ map: [String: Field]) -> String? {
+        if let f = map["token"], map["tokenFile"] != nil {
+            fail(at: f.value, "admin.token", "set admin.token or admin.tokenFile, not both")
+            return nil
+        }
+        let key: String
+        let node: Node
+        var token: String
+        if let f = map["token"] {
+            (key, node) = ("admin.token", f.value)
+            guard let text = string(f.value, key) else { return nil }
+            token = text
+        } else if let f = map["tokenFile"] {
+            (key, node) = ("admin.tokenFile", f.value)
+            guard let path = string(f.value, key) else { return nil }
+            do {
+                token = try String(contentsOfFile: relativeToConfig(path), encoding: .utf8)
+            } catch {
+                fail(at: f.value, key, "cannot read \(path): \((error as NSError).localizedFailureReason ?? "unreadable")")
+                return nil
+            }
+            token = String(token.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).first ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            return nil
+        }
+        // It travels in an HTTP header: visible ASCII only.
+        guard !token.isEmpty, token.unicodeScalars.allSatisfy({ (0x21...0x7e).contains($0.value) }) else {
+            fail(at: node, key, "the token must be non-empty visible ASCII, without spaces")
+            return nil
+        }
+        return token
+    }
+
+    /// A relative path in the file is relative to the file's folder.
+    private func relativeToConfig(_ path: String) -> String {
+        guard !path.hasPrefix("/"), let slash = self.path.lastIndex(of: "/") else { return path }
+        return String(self.path[...slash]) + path
     }
 
     // MARK: Defaults and services

@@ -1,18 +1,21 @@
 /// The desired service map: the file's services, with the endpoints each name stands for
-/// filled in from that name's last good answer.
+/// filled in from that name's last good answer, and what the admin port set at run time
+/// on top.
 ///
-/// This is the one producer of the configuration `Workers.apply` takes, for a reload and
-/// for every DNS change alike, so both go through the same differ (services by name,
-/// endpoints by address: added, kept with their health, or drained).
+/// This is the one producer of the configuration `Workers.apply` takes, for a reload, every
+/// DNS change and every runtime change alike, so all go through the same differ (services
+/// by name, endpoints by address: added, kept with their health, or drained).
 public enum ServiceMap {
     /// `file` with every service's `endpoints` rebuilt from its `sources`: fixed endpoints
     /// as written, each name's targets from `answers` (none while it has no answer), in
     /// list order. An address that two entries of one service give is kept once, the first.
-    public static func materialize(_ file: Config, answers: [DNSName.Query: DNSRecordSet]) -> Config {
+    /// `overrides` (admin state and weight set at run time) apply over both.
+    public static func materialize(_ file: Config, answers: [DNSName.Query: DNSRecordSet],
+                                   overrides: RuntimeOverrides = RuntimeOverrides()) -> Config {
         var config = file
         config.services = file.services.map { service in
             var service = service
-            service.endpoints = endpoints(of: service, answers: answers)
+            service.endpoints = endpoints(of: service, answers: answers).map { overrides.applied(to: $0, service: service.name) }
             return service
         }
         return config

@@ -22,6 +22,8 @@ public final class Daemon {
     private var etcd: EtcdDiscovery?
     /// Until the first read from etcd (or its dialTimeout), READY=1 waits.
     private var readyTimer: TimerWatcher?
+    /// What the admin port set at run time: one more source of the service map.
+    private var runtime: RuntimeController!
     private var signals: [SignalWatcher] = []
     private var configWatcher: ConfigWatcher!
     private var watchdog: TimerWatcher?
@@ -57,9 +59,11 @@ public final class Daemon {
             for problem in error.errors { printError(problem.description) }
             return 1
         }
+        runtime = RuntimeController(stateFile: fileConfig.admin.stateFile)
         // Names have no endpoints until they first resolve, and etcd adds nothing until its
         // first read, moments after start: the file's services are served at once.
-        config = ServiceMap.materialize(fileConfig, answers: [:])
+        config = ServiceMap.materialize(fileConfig, answers: [:], overrides: runtime.overrides)
+        mapApplied(config)
         Log.setLevel(logLevelOverride ?? config.logLevel)
         raiseFileLimit()
 
@@ -72,7 +76,12 @@ public final class Daemon {
                             routes: AdminRoutes(info: info, services: { [unowned self] in self.workers.services },
                                                 workers: { [unowned self] in self.workers.figures },
                                                 dns: { [unowned self] in self.dns.statuses },
-                                                etcd: { [unowned self] in self.etcd?.status }))
+                                                etcd: { [unowned self] in self.etcd?.status },
+                                                control: { [unowned self] in self.runtime.perform($0) },
+                                                access: { [unowned self] in AdminAccess(self.config.admin) }))
+        runtime.services = { [unowned self] in self.workers.services }
+        runtime.reapply = { [unowned self] in self.applyServiceMap(trigger: "admin") }
+        runtime.closeSessions = { [unowned self] in self.workers.closeSessions(of: $0, endpoint: $1) }
         do throws(SystemError) {
             try workers.bindListeners(config)
             do throws(SystemError) {
@@ -237,6 +246,7 @@ public final class Daemon {
         Log.setLevel(logLevelOverride ?? next.logLevel)
         fileConfig = nextFile
         config = next
+        mapApplied(next)
         // Every name is resolved again at once.
         dns.follow(next.dnsNames, resolvers: nextFile.resolvers)
         if (nextFile.discovery?.etcd == nil) != (etcd == nil) { followEtcd(nextFile) }
@@ -245,8 +255,8 @@ public final class Daemon {
         Log.notice("reload (\(trigger)) complete: generation \(info.generation), \(next.services.count) service(s), \(next.endpointCount) endpoint(s); \(changes); took \(elapsed) ms")
     }
 
-    /// Applies the service map rebuilt from the file in force and the latest answers of
-    /// its names: the same differ as a reload (endpoints that stay keep their health and
+    /// Applies the service map rebuilt from the file in force, the latest answers of its
+    /// names and the runtime overrides: the same differ as a reload (endpoints that stay keep their health and
     /// counters, new ones are added, vanished ones drain), with no listener change.
     private func applyServiceMap(trigger: String) {
         guard !shuttingDown else { return }
@@ -259,6 +269,7 @@ public final class Daemon {
             return
         }
         config = next
+        mapApplied(next)
         healthChecker.sync(services: workers.services)
         // etcd may have brought names of its own: new ones are resolved at once.
         dns.follow(next.dnsNames, resolvers: fileConfig.resolvers, resolveKnown: false)
@@ -271,7 +282,7 @@ public final class Daemon {
     /// clash, or whose new listen address cannot be bound, are rejected alone) and the
     /// answers of every name.
     private func desiredMap(file: Config) -> Config {
-        guard let etcd else { return ServiceMap.materialize(file, answers: dns.answers) }
+        guard let etcd else { return ServiceMap.materialize(file, answers: dns.answers, overrides: runtime.overrides) }
         var (base, rejected) = etcd.catalog.merged(into: file)
         let bound = workers.boundAddresses
         base.services.removeAll { service in
@@ -288,7 +299,14 @@ public final class Daemon {
         let newly = rejected.filter { !etcd.rejected.contains($0) }
         for rejection in newly { Log.error("etcd: key \(rejection.key) (revision \(rejection.revision)) rejected: \(rejection.error)") }
         etcd.rejected = rejected
-        return ServiceMap.materialize(base, answers: dns.answers)
+        return ServiceMap.materialize(base, answers: dns.answers, overrides: runtime.overrides)
+    }
+
+    /// Lets the runtime state forget endpoints that went, once the map is complete: while
+    /// etcd has not been read yet, its endpoints are missing, not gone.
+    private func mapApplied(_ map: Config) {
+        if fileConfig.discovery?.etcd != nil && (etcd?.revision ?? 0) == 0 { return }
+        runtime.mapApplied(map, answers: dns?.answers ?? [:])
     }
 
     /// Starts or stops following etcd as the file asks.

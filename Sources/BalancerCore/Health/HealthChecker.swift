@@ -13,7 +13,7 @@ public final class HealthChecker {
 
     public func start(services: [Service]) {
         for service in services where service.config.healthCheck.enabled {
-            for endpoint in service.endpoints {
+            for endpoint in Self.checked(service) {
                 probes.append(HealthProbe(loop: loop, service: service, endpoint: endpoint))
             }
         }
@@ -22,6 +22,13 @@ public final class HealthChecker {
         if !probes.isEmpty {
             Log.info("health checks: \(probes.count) endpoint(s) checked, spread over their intervals")
         }
+    }
+
+    /// The endpoints of `service` to check: all but those in maintenance (drained ones are
+    /// checked, so that their health is known when they come back).
+    private static func checked(_ service: Service) -> [Endpoint] {
+        let resting = Set(service.config.endpoints.filter { $0.adminState == .maintenance }.map(\.address))
+        return service.endpoints.filter { !resting.contains($0.address) }
     }
 
     /// When each probe first fires, for probes with these intervals: the probes sharing an
@@ -55,7 +62,7 @@ public final class HealthChecker {
         for service in services {
             let check = service.config.healthCheck
             guard check.enabled else { continue }
-            for endpoint in service.endpoints {
+            for endpoint in Self.checked(service) {
                 if let probe = kept[ObjectIdentifier(endpoint)], probe.service === service, probe.config == check {
                     kept.removeValue(forKey: ObjectIdentifier(endpoint))
                     next.append(probe)

@@ -94,9 +94,11 @@ public final class Proxy: @unchecked Sendable {
         listeners.removeAll()
     }
 
-    /// Ends every open session of `service` (every session when nil).
-    func closeSessions(of service: Service? = nil) {
-        for session in sessions.values where service == nil || session.service === service {
+    /// Ends every open session of `service` (every session when nil), or only those to its
+    /// `endpoint`.
+    func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil) {
+        for session in sessions.values where (service == nil || session.service === service)
+            && (endpoint == nil || session.endpoint === endpoint) {
             session.forceClose()
         }
     }

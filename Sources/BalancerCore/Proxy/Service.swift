@@ -265,7 +265,8 @@ public final class Service: @unchecked Sendable {
 
     /// Called with `lock` held.
     private func isEligible(_ endpoint: Endpoint, now: Double) -> Bool {
-        if endpoint.isRemoved { return false }
+        // Drain and maintenance (set from the admin port) take no new connections, under any policy.
+        if endpoint.isRemoved || endpoint.config.adminState != .ready { return false }
         if endpoint.isUp { return true }
         // Checks off: a passively failed endpoint is tried again after its time down.
         if !_config.healthCheck.enabled, let at = endpoint.passiveRetryAt, now >= at {

@@ -166,11 +166,12 @@ public final class Workers: @unchecked Sendable {
         bound = []
     }
 
-    /// Ends every open session of `service` (every session when nil), on every worker.
-    public func closeSessions(of service: Service? = nil) {
-        proxies[0].closeSessions(of: service)
+    /// Ends every open session of `service` (every session when nil), or only those to its
+    /// `endpoint`, on every worker.
+    public func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil) {
+        proxies[0].closeSessions(of: service, endpoint: endpoint)
         for proxy in proxies.dropFirst() {
-            proxy.loop.post { proxy.closeSessions(of: service) }
+            proxy.loop.post { proxy.closeSessions(of: service, endpoint: endpoint) }
         }
     }
 

@@ -9,9 +9,28 @@ enum HTTPClient {
     }
 
     static func get(port: UInt16, path: String, method: String = "GET", timeout: Double = 5) throws -> Response {
+        try request(port: port, method: method, path: path, timeout: timeout)
+    }
+
+    /// One request with extra header lines (such as `Content-Type: application/json`) and a body.
+    static func request(port: UInt16, method: String, path: String, headers: [String] = [], body: String? = nil, timeout: Double = 5) throws -> Response {
         let client = try TestClient(port: port, timeout: timeout)
-        try client.send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for line in headers { head += line + "\r\n" }
+        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
+        try client.send(head + "\r\n" + (body ?? ""))
         return try parse(String(decoding: try client.readToEnd(), as: UTF8.self))
+    }
+
+    /// A runtime command: `POST /services/<service>/endpoints/<address>/<verb>` with a JSON body.
+    static func command(adminPort: UInt16, service: String = "web", address: String, verb: String, body: String,
+                        headers: [String] = ["Content-Type: application/json"]) throws -> Response {
+        try request(port: adminPort, method: "POST", path: "/services/\(service)/endpoints/\(address)/\(verb)", headers: headers, body: body)
+    }
+
+    /// The `/stats` entry of the first service's endpoint `address`.
+    static func endpoint(adminPort: UInt16, _ address: String) -> [String: Any] {
+        (firstService(adminPort: adminPort)["endpoints"] as? [[String: Any]])?.first { $0["address"] as? String == address } ?? [:]
     }
 
     static func parse(_ text: String) throws -> Response {

@@ -23,6 +23,7 @@ enum Harness {
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
     static var testbackend: String { buildDirectory.appendingPathComponent("testbackend").path }
+    static var balancerctl: String { buildDirectory.appendingPathComponent("balancerctl").path }
 
     /// A fresh folder for one test's files.
     static func temporaryDirectory() -> URL {
