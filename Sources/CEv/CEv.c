@@ -1,8 +1,12 @@
-// _GNU_SOURCE only here: glibc hides accept4, pipe2 and splice without it.
+// _GNU_SOURCE only here: glibc hides accept4, pipe2, splice, recvmmsg, sendmmsg and the
+// pktinfo structs without it.
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <string.h>
 #include <unistd.h>
 #include "CEv.h"
+
+_Static_assert(sizeof(struct cev_mmsghdr) == sizeof(struct mmsghdr), "cev_mmsghdr must be mmsghdr");
 
 int cev_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 int cev_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
@@ -11,3 +15,14 @@ int cev_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); 
 const unsigned int CEV_SPLICE_F_MOVE = SPLICE_F_MOVE;
 const unsigned int CEV_SPLICE_F_NONBLOCK = SPLICE_F_NONBLOCK;
 const unsigned int CEV_SPLICE_F_MORE = SPLICE_F_MORE;
+int cev_recvmmsg(int fd, struct cev_mmsghdr *messages, unsigned int count, int flags) { return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL); }
+int cev_sendmmsg(int fd, struct cev_mmsghdr *messages, unsigned int count, int flags) { return sendmmsg(fd, (struct mmsghdr *)messages, count, flags); }
+const int CEV_IP_PKTINFO = IP_PKTINFO;
+const int CEV_IPV6_RECVPKTINFO = IPV6_RECVPKTINFO;
+const int CEV_IPV6_PKTINFO = IPV6_PKTINFO;
+size_t cev_in_pktinfo_size(void) { return sizeof(struct in_pktinfo); }
+size_t cev_in6_pktinfo_size(void) { return sizeof(struct in6_pktinfo); }
+struct in_addr cev_in_pktinfo_destination(const void *info) { return ((const struct in_pktinfo *)info)->ipi_addr; }
+struct in6_addr cev_in6_pktinfo_destination(const void *info) { return ((const struct in6_pktinfo *)info)->ipi6_addr; }
+void cev_in_pktinfo_set_source(void *info, struct in_addr source) { *(struct in_pktinfo *)info = (struct in_pktinfo){ .ipi_spec_dst = source }; }
+void cev_in6_pktinfo_set_source(void *info, struct in6_addr source) { *(struct in6_pktinfo *)info = (struct in6_pktinfo){ .ipi6_addr = source }; }

@@ -11,7 +11,9 @@
 // header (v1 or v2) first and greets with "NAME SOURCE\n" (SOURCE is the client address
 // it carried, or LOCAL / UNKNOWN), then echoes as usual; flood greets, then writes as fast
 // as the connection takes and never reads; noread accepts and neither reads nor writes;
-// resetafter greets, reads 1000 bytes, then resets the connection.
+// resetafter greets, reads 1000 bytes, then resets the connection. UDP modes (on a UDP
+// socket; --host may be IPv6): udp-echo sends every datagram back unchanged; udp-name
+// answers every datagram with "NAME".
 import Foundation
 import Glibc
 
@@ -166,6 +168,54 @@ Thread.detachNewThread {
     while getppid() == parent { sleep(1) }
     exit(0)
 }
+/// A UDP endpoint: echoes each datagram, or answers it with the backend's name.
+func serveDatagrams(_ options: Options) -> Never {
+    var storage = sockaddr_storage()
+    var length: socklen_t
+    let family: Int32
+    if options.host.contains(":") {
+        var sin6 = sockaddr_in6()
+        sin6.sin6_family = sa_family_t(AF_INET6)
+        sin6.sin6_port = options.port.bigEndian
+        guard inet_pton(AF_INET6, options.host, &sin6.sin6_addr) == 1 else { fatal("bad host \(options.host)") }
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin6, as: sockaddr_in6.self) }
+        length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        family = AF_INET6
+    } else {
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = options.port.bigEndian
+        guard inet_pton(AF_INET, options.host, &sin.sin_addr) == 1 else { fatal("bad host \(options.host)") }
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: sin, as: sockaddr_in.self) }
+        length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        family = AF_INET
+    }
+    let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+    var size: Int32 = 4 << 20
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    let bound = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0 else { fatal("bind udp \(options.host):\(options.port): \(String(cString: strerror(errno)))") }
+    _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    let port = withUnsafeBytes(of: &storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+    _ = writeText(1, "listening \(port)\n")
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    let name = Array(options.name.utf8)
+    while true {
+        var peer = sockaddr_storage()
+        var peerLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let count = withUnsafeMutablePointer(to: &peer) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &peerLength) }
+        }
+        if count < 0 { continue }
+        _ = withUnsafePointer(to: &peer) { address in
+            address.withMemoryRebound(to: sockaddr.self, capacity: 1) { to in
+                options.mode == "udp-name" ? sendto(fd, name, name.count, 0, to, peerLength) : sendto(fd, buffer, count, 0, to, peerLength)
+            }
+        }
+    }
+}
+
+if options.mode.hasPrefix("udp-") { serveDatagrams(options) }
 let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
 var one: Int32 = 1
 setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -42,6 +42,10 @@ public enum StatsRenderer {
             out += "\"activeConnections\":\(service.activeConnections),\"totalConnections\":\(service.totalConnections),"
             out += "\"failedConnections\":\(service.failedConnections),"
             out += "\"bytesIn\":\(service.bytesIn),\"bytesOut\":\(service.bytesOut),"
+            out += "\"protocol\":\(quote(config.transport.rawValue)),"
+            if config.transport == .udp {
+                out += "\"datagramsIn\":\(service.datagramsIn),\"datagramsOut\":\(service.datagramsOut),\"droppedDatagrams\":\(service.droppedDatagrams),"
+            }
             out += "\"queued\":\(service.queued),\"queueTimeouts\":\(service.queueTimeouts),"
             out += "\"balance\":\(quote(config.balance.rawValue)),\"proxyProtocol\":\(quote(config.proxyProtocol.rawValue)),"
             out += "\"healthCheck\":\(config.healthCheck.enabled ? quote("on") : quote("off")),"
@@ -153,6 +157,13 @@ public enum StatsRenderer {
         }
         family("balancerd_service_queue_timeouts_total", "counter", "Connections closed after waiting queue.timeout.") {
             for service in services { sample("balancerd_service_queue_timeouts_total", [("service", service.name)], service.queueTimeouts) }
+        }
+        family("balancerd_service_datagrams_total", "counter", "UDP datagrams relayed: in from clients, out to clients, or dropped.") {
+            for service in services where service.config.transport == .udp {
+                sample("balancerd_service_datagrams_total", [("service", service.name), ("result", "in")], service.datagramsIn)
+                sample("balancerd_service_datagrams_total", [("service", service.name), ("result", "out")], service.datagramsOut)
+                sample("balancerd_service_datagrams_total", [("service", service.name), ("result", "dropped")], service.droppedDatagrams)
+            }
         }
         family("balancerd_connections_total", "counter", "Client connections served by an endpoint.") {
             eachEndpoint { _, endpoint, labels in sample("balancerd_connections_total", labels, endpoint.totalConnections) }

@@ -156,9 +156,27 @@ public struct QueueConfig: Sendable, Equatable {
     public var timeout: Double = 5
 }
 
+/// `protocol:` of a service.
+public enum TransportProtocol: String, Sendable, Hashable, CaseIterable {
+    case tcp
+    case udp
+}
+
 public struct ServiceConfig: Sendable, Equatable {
     public var name: String
     public var listen: SocketAddress
+    /// `protocol`: a TCP and a UDP service may share a listen address.
+    public var transport: TransportProtocol = .tcp
+    /// UDP: a client address and port silent this long, both ways, is forgotten.
+    public var sessionTimeout: Double = 30
+
+    /// What must be unique among services: the address and the protocol.
+    public struct ListenKey: Hashable, Sendable {
+        public var transport: TransportProtocol
+        public var address: SocketAddress
+    }
+
+    public var listenKey: ListenKey { ListenKey(transport: transport, address: listen) }
     /// Where it is defined, as `/stats` shows it: `file` or `etcd`.
     public var source = "file"
     public var mode: FailoverMode = .activeActive

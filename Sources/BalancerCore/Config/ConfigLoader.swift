@@ -285,7 +285,10 @@ final class ConfigParser {
 
     /// The keys a service shares with `defaults`.
     private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck",
-                                     "balance", "proxyProtocol", "queue", "dns"]
+                                     "balance", "proxyProtocol", "queue", "dns", "sessionTimeout"]
+    /// Keys that only one protocol has: set on a service of the other, they are errors.
+    private static let tcpOnlyKeys = ["proxyProtocol", "queue", "idleTimeout"]
+    private static let udpOnlyKeys = ["sessionTimeout"]
 
     private func parseDefaults(_ node: Node, into template: inout ServiceConfig) {
         guard let map = fields(node, "defaults", allowed: Self.timingKeys) else { return }
@@ -327,6 +330,9 @@ final class ConfigParser {
             }
             service.queue = config
         }
+        if let f = map["sessionTimeout"] {
+            service.sessionTimeout = duration(f.value, path("sessionTimeout"), allowZero: false) ?? service.sessionTimeout
+        }
         if let f = map["dns"], let dns = fields(f.value, path("dns"), allowed: ["refresh", "hold"]) {
             if let refresh = dns["refresh"] {
                 service.dns.refresh = duration(refresh.value, path("dns.refresh"), allowZero: false) ?? service.dns.refresh
@@ -359,7 +365,7 @@ final class ConfigParser {
         }
         var services: [ServiceConfig] = []
         var names: [String: Int] = [:]
-        var listens: [SocketAddress: String] = [:]
+        var listens: [ServiceConfig.ListenKey: String] = [:]
         for (index, item) in list.enumerated() {
             let key = "services[\(index)]"
             guard let service = parseService(item, key: key, template: template, requireName: true) else { continue }
@@ -368,10 +374,10 @@ final class ConfigParser {
             } else if !service.name.isEmpty {
                 names[service.name] = index
             }
-            if let other = listens[service.listen] {
+            if let other = listens[service.listenKey] {
                 fail(at: listenNode ?? item, "\(key).listen", "\(service.listen) is already the listen address of service \(other)")
             } else {
-                listens[service.listen] = service.name
+                listens[service.listenKey] = service.name
             }
             services.append(service)
         }
@@ -389,7 +395,7 @@ final class ConfigParser {
     /// etcd value (`key` is empty, and the name may come from the key instead).
     func parseService(_ item: Node, key: String, template: ServiceConfig, requireName: Bool) -> ServiceConfig? {
         let dot = key.isEmpty ? "" : "\(key)."
-        let allowed = ["name", "listen", "mode", "failback", "endpoints"] + Self.timingKeys
+        let allowed = ["name", "listen", "protocol", "mode", "failback", "endpoints"] + Self.timingKeys
         nameNode = nil
         listenNode = nil
         guard let map = fields(item, key, allowed: allowed) else { return nil }
@@ -414,9 +420,23 @@ final class ConfigParser {
             fail(at: item, "\(dot)listen", "missing; every service needs a listen address")
         }
 
+        if let f = map["protocol"] {
+            service.transport = enumValue(f.value, "\(dot)protocol", TransportProtocol.self) ?? service.transport
+        }
         if let f = map["mode"] { service.mode = enumValue(f.value, "\(dot)mode", FailoverMode.self) ?? service.mode }
         if let f = map["failback"] { service.failback = boolean(f.value, "\(dot)failback") ?? service.failback }
         applyTimings(map, prefix: key.isEmpty ? "" : key, to: &service)
+        // What does not apply to the service's protocol: an error when the service says it,
+        // ignored when inherited from defaults.
+        for name in service.transport == .udp ? Self.tcpOnlyKeys : Self.udpOnlyKeys {
+            if let f = map[name] {
+                fail(at: f.key, "\(dot)\(name)", "does not apply to a \(service.transport.rawValue.uppercased()) service")
+            }
+        }
+        if service.transport == .udp {
+            service.proxyProtocol = .off
+            service.queue = nil
+        }
 
         if let f = map["endpoints"] {
             service.sources = parseEndpoints(f.value, "\(dot)endpoints", dns: service.dns)

@@ -120,8 +120,8 @@ public struct EtcdCatalog: Sendable {
         var config = file
         var rejected: [Rejection] = []
         var names = Set(file.services.map(\.name))
-        var listens: [SocketAddress: String] = [:]
-        for service in file.services { listens[service.listen] = service.name }
+        var listens: [ServiceConfig.ListenKey: String] = [:]
+        for service in file.services { listens[service.listenKey] = service.name }
         let keys = sortedKeys
         for key in keys {
             let entry = entries[key]!
@@ -132,12 +132,12 @@ public struct EtcdCatalog: Sendable {
                                           + (file.services.contains { $0.name == service.name } ? " in the file" : "")))
                 continue
             }
-            if let other = listens[service.listen] {
+            if let other = listens[service.listenKey] {
                 rejected.append(Rejection(key: key, revision: entry.revision, error: "listen \(service.listen) is already the listen address of service \(other)"))
                 continue
             }
             names.insert(service.name)
-            listens[service.listen] = service.name
+            listens[service.listenKey] = service.name
             service.source = "etcd"
             service.sources = service.sources.map { source in
                 guard case .fixed(var endpoint) = source else { return source }

@@ -286,9 +286,13 @@ public final class Daemon {
         var (base, rejected) = etcd.catalog.merged(into: file)
         let bound = workers.boundAddresses
         base.services.removeAll { service in
-            guard service.source == "etcd", !bound.contains(service.listen) else { return false }
+            guard service.source == "etcd", !bound.contains(service.listenKey) else { return false }
             do throws(SystemError) {
-                try Socket.checkBindable(service.listen)
+                if service.transport == .udp {
+                    try DatagramSocket.checkBindable(service.listen)
+                } else {
+                    try Socket.checkBindable(service.listen)
+                }
                 return false
             } catch {
                 rejected.append(EtcdCatalog.Rejection(key: "\(etcd.catalog.prefix)/services/\(service.name)", revision: etcd.revision,

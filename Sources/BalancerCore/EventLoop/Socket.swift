@@ -19,15 +19,17 @@ public enum Socket {
         }
     }
 
-    /// A new socket bound to `address`, with the options every listener has.
-    private static func bound(to address: SocketAddress, reusePort: Bool) throws(SystemError) -> Int32 {
-        let fd = try open(family: address.family)
+    /// A new socket bound to `address`, with the options every listener has (TCP, or UDP
+    /// with `datagram`).
+    static func bound(to address: SocketAddress, reusePort: Bool, datagram: Bool = false) throws(SystemError) -> Int32 {
+        let fd = try open(family: address.family, datagram: datagram)
         do throws(SystemError) {
-            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
+            // Not for UDP: there it would let two processes bind one port side by side.
+            if !datagram { try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)") }
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") }
             if address.family == .ipv6 { try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "setsockopt(IPV6_V6ONLY)") }
             let rc = address.withSockaddr { Glibc.bind(fd, $0, $1) }
-            if rc < 0 { throw SystemError(errno: errno, operation: "bind \(address)") }
+            if rc < 0 { throw SystemError(errno: errno, operation: "bind \(datagram ? "udp " : "")\(address)") }
             return fd
         } catch {
             Glibc.close(fd)
@@ -49,11 +51,12 @@ public enum Socket {
         setNoDelay(fd)
     }
 
-    /// A new non-blocking TCP socket.
-    public static func open(family: SocketAddress.Family) throws(SystemError) -> Int32 {
+    /// A new non-blocking TCP (or, with `datagram`, UDP) socket.
+    public static func open(family: SocketAddress.Family, datagram: Bool = false) throws(SystemError) -> Int32 {
         let domain = family == .ipv4 ? AF_INET : AF_INET6
-        return try syscallChecked("socket") {
-            Glibc.socket(domain, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let type = datagram ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
+        return try syscallChecked(datagram ? "socket udp" : "socket") {
+            Glibc.socket(domain, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         }
     }
 
@@ -131,7 +134,7 @@ public enum Socket {
         }
     }
 
-    private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ what: String) throws(SystemError) {
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ what: String) throws(SystemError) {
         var v = value
         try syscallChecked(what) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) }
     }

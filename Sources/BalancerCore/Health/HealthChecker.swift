@@ -12,7 +12,8 @@ public final class HealthChecker {
     }
 
     public func start(services: [Service]) {
-        for service in services where service.config.healthCheck.enabled {
+        // UDP services are checked passively (ICMP port unreachable), not by TCP connects.
+        for service in services where service.config.healthCheck.enabled && service.config.transport == .tcp {
             for endpoint in Self.checked(service) {
                 probes.append(HealthProbe(loop: loop, service: service, endpoint: endpoint))
             }
@@ -61,7 +62,7 @@ public final class HealthChecker {
         var fresh: [HealthProbe] = []
         for service in services {
             let check = service.config.healthCheck
-            guard check.enabled else { continue }
+            guard check.enabled, service.config.transport == .tcp else { continue }
             for endpoint in Self.checked(service) {
                 if let probe = kept[ObjectIdentifier(endpoint)], probe.service === service, probe.config == check {
                     kept.removeValue(forKey: ObjectIdentifier(endpoint))

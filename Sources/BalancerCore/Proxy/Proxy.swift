@@ -22,7 +22,10 @@ public final class Proxy: @unchecked Sendable {
     /// and tests), or by itself where the kernel refuses splice on these sockets.
     private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
     /// Figures of every worker together (open connections, against `limits.maxConnections`).
-    private let totals: Workers.Totals
+    let totals: Workers.Totals
+    /// The UDP services of this worker, made when the first one is installed.
+    private var udp: UDPProxy?
+    private var udpSessions = 0
     var maxConnections: Int
     /// Sessions the file descriptor limit leaves room for, in all workers (two descriptors
     /// each). At that many, listeners pause, so that waiting clients stay in the kernel's
@@ -60,15 +63,16 @@ public final class Proxy: @unchecked Sendable {
     /// its configuration names. A listener whose address stays keeps its socket, so no
     /// client is refused; `sockets` are this worker's newly bound ones; listeners left with
     /// no service are closed. Open sessions keep the service objects they started with.
-    func install(_ services: [(service: Service, listen: SocketAddress)], sockets: [SocketAddress: Int32]) {
+    func install(_ services: [(service: Service, listen: ServiceConfig.ListenKey)], sockets: [ServiceConfig.ListenKey: Int32]) {
         var old: [SocketAddress: Listener] = [:]
         for listener in listeners { old[listener.address] = listener }
         var next: [Listener] = []
-        for (service, address) in services {
+        for (service, key) in services where key.transport == .tcp {
+            let address = key.address
             let listener: Listener
             if let kept = old.removeValue(forKey: address) {
                 listener = kept
-            } else if let fd = sockets[address] {
+            } else if let fd = sockets[key] {
                 listener = Listener(loop: loop, fd: fd, address: address)
                 if accepting && !pausedForDescriptors { listener.start() }
             } else {
@@ -79,12 +83,24 @@ public final class Proxy: @unchecked Sendable {
         }
         for listener in old.values { listener.close() }
         listeners = next
+        let datagramServices = services.filter { $0.listen.transport == .udp }
+        if udp == nil && !datagramServices.isEmpty {
+            let made = UDPProxy(proxy: self)
+            made.onSessionCount = { [unowned self] count in
+                self.udpSessions = count
+                self.sessionsChanged()
+            }
+            if accepting { made.startAccepting() }
+            udp = made
+        }
+        udp?.install(datagramServices, sockets: sockets.filter { $0.key.transport == .udp })
         self.services = services.map(\.service)
     }
 
     func startAccepting() {
         accepting = true
         listeners.forEach { $0.start() }
+        udp?.startAccepting()
     }
 
     /// Stops accepting at once and closes the listening sockets.
@@ -92,6 +108,8 @@ public final class Proxy: @unchecked Sendable {
         accepting = false
         listeners.forEach { $0.close() }
         listeners.removeAll()
+        // UDP sessions reply through their listening socket: it closes after them.
+        udp?.stopAccepting()
     }
 
     /// Ends every open session of `service` (every session when nil), or only those to its
@@ -101,6 +119,7 @@ public final class Proxy: @unchecked Sendable {
             && (endpoint == nil || session.endpoint === endpoint) {
             session.forceClose()
         }
+        udp?.closeSessions(of: service, endpoint: endpoint)
     }
 
     private func accepted(_ fd: Int32, for service: Service) {
@@ -116,7 +135,7 @@ public final class Proxy: @unchecked Sendable {
         let settings = service.connectionOpened()
         let session = Session(proxy: self, service: service, settings: settings, downstream: fd)
         sessions[fd] = session
-        open.store(sessions.count, ordering: .relaxed)
+        open.store(sessions.count + udpSessions, ordering: .relaxed)
         if !pausedForDescriptors, case let inAll = totals.open.load(ordering: .relaxed), inAll >= descriptorCapacity {
             pausedForDescriptors = true
             listeners.forEach { $0.stop() }
@@ -152,11 +171,16 @@ public final class Proxy: @unchecked Sendable {
 
     func sessionClosed(_ session: Session) {
         guard let removed = sessions.removeValue(forKey: session.downstream) else { return }
-        open.store(sessions.count, ordering: .relaxed)
         totals.open.wrappingSubtract(1, ordering: .relaxed)
         // Closing runs inside the session's own callbacks: release it after them.
         loop.retire(removed)
         if pausedForDescriptors { resumeIfRoom() }
-        if sessions.isEmpty { onLastSessionClosed?() }
+        sessionsChanged()
+    }
+
+    /// TCP or UDP sessions came or went: the figure other threads read, and the drain.
+    private func sessionsChanged() {
+        open.store(sessions.count + udpSessions, ordering: .relaxed)
+        if sessions.isEmpty && udpSessions == 0 { onLastSessionClosed?() }
     }
 }

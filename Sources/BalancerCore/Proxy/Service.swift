@@ -50,6 +50,11 @@ public final class Service: @unchecked Sendable {
 
     let bytesIn = Atomic<UInt64>(0)
     let bytesOut = Atomic<UInt64>(0)
+    /// UDP: datagrams from clients, to clients, and dropped (no endpoint, a limit, or a
+    /// socket that could not take it).
+    let datagramsIn = Atomic<UInt64>(0)
+    let datagramsOut = Atomic<UInt64>(0)
+    let droppedDatagrams = Atomic<UInt64>(0)
 
     /// The outcome of choosing an endpoint for a connection.
     enum Choice {
@@ -94,6 +99,8 @@ public final class Service: @unchecked Sendable {
                 name: name, config: _config, activeConnections: active, totalConnections: total,
                 failedConnections: failed, bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed),
                 queued: waiting.count, queueTimeouts: timeouts,
+                datagramsIn: datagramsIn.load(ordering: .relaxed), datagramsOut: datagramsOut.load(ordering: .relaxed),
+                droppedDatagrams: droppedDatagrams.load(ordering: .relaxed),
                 endpoints: _endpoints.map { endpoint in
                     ServiceSnapshot.Endpoint(
                         config: endpoint.config, health: endpoint.health, activeConnections: endpoint.activeConnections,
@@ -178,33 +185,7 @@ public final class Service: @unchecked Sendable {
     func choose(excluding tried: [Endpoint], now: Double, clientKey: UInt64 = 0, for session: Session, fromQueue: Bool = false) -> Choice {
         lock.withLock {
             if fromQueue && waiting.first !== session { return .allFull }
-            var anyUp = false
-            var anyFree = false
-            candidates.removeAll(keepingCapacity: true)
-            upScratch.removeAll(keepingCapacity: true)
-            for endpoint in _endpoints { upScratch.append(isEligible(endpoint, now: now)) }
-            if current.hasTiers {
-                // SRV: only the lowest priority of each name with an endpoint up serves.
-                tierFloor.removeAll(keepingCapacity: true)
-                for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
-                    guard let tier = endpoint.config.tier else { continue }
-                    tierFloor[tier.group] = min(tierFloor[tier.group] ?? .max, tier.priority)
-                }
-                for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
-                    if let tier = endpoint.config.tier, tier.priority > tierFloor[tier.group]! { upScratch[index] = false }
-                }
-            }
-            for (index, endpoint) in _endpoints.enumerated() {
-                let up = upScratch[index]
-                let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
-                let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
-                if up && !tried {
-                    anyUp = true
-                    if !full { anyFree = true }
-                }
-                candidates.append(EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
-                                                             activeConnections: endpoint.activeConnections))
-            }
+            let (anyUp, anyFree) = buildCandidates(excluding: tried, now: now)
             let choice: Choice
             if !anyUp {
                 choice = .noneUp
@@ -223,6 +204,51 @@ public final class Service: @unchecked Sendable {
             if fromQueue { waiting.removeFirst() }
             return choice
         }
+    }
+
+    /// UDP: the endpoint for a new session (or one whose endpoint failed, skipping
+    /// `tried`), with a slot taken in it; nil when none may take it (UDP has no queue).
+    func chooseForDatagrams(excluding tried: [Endpoint], now: Double, clientKey: UInt64) -> Endpoint? {
+        lock.withLock {
+            let (anyUp, anyFree) = buildCandidates(excluding: tried, now: now)
+            guard anyUp, anyFree, let index = selector.choose(candidates, clientKey: clientKey) else { return nil }
+            let endpoint = _endpoints[index]
+            endpoint.activeConnections += 1
+            return endpoint
+        }
+    }
+
+    /// Fills `candidates` for a choice: whether each endpoint is up (by health, runtime
+    /// state and SRV tier), tried already, or full. Called with `lock` held.
+    private func buildCandidates(excluding tried: [Endpoint], now: Double) -> (anyUp: Bool, anyFree: Bool) {
+        var anyUp = false
+        var anyFree = false
+        candidates.removeAll(keepingCapacity: true)
+        upScratch.removeAll(keepingCapacity: true)
+        for endpoint in _endpoints { upScratch.append(isEligible(endpoint, now: now)) }
+        if current.hasTiers {
+            // SRV: only the lowest priority of each name with an endpoint up serves.
+            tierFloor.removeAll(keepingCapacity: true)
+            for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
+                guard let tier = endpoint.config.tier else { continue }
+                tierFloor[tier.group] = min(tierFloor[tier.group] ?? .max, tier.priority)
+            }
+            for (index, endpoint) in _endpoints.enumerated() where upScratch[index] {
+                if let tier = endpoint.config.tier, tier.priority > tierFloor[tier.group]! { upScratch[index] = false }
+            }
+        }
+        for (index, endpoint) in _endpoints.enumerated() {
+            let up = upScratch[index]
+            let full = endpoint.config.maxConnections.map { endpoint.activeConnections >= $0 } ?? false
+            let tried = !tried.isEmpty && tried.contains { $0 === endpoint }
+            if up && !tried {
+                anyUp = true
+                if !full { anyFree = true }
+            }
+            candidates.append(EndpointSelector.Candidate(isUp: up, isExcluded: tried || full, weight: endpoint.config.weight,
+                                                         activeConnections: endpoint.activeConnections))
+        }
+        return (anyUp, anyFree)
     }
 
     /// Gives back a slot taken by `choose` (on worker `worker`'s thread), and lets the
@@ -263,13 +289,17 @@ public final class Service: @unchecked Sendable {
 
     // MARK: Health
 
+    /// Whether active checks bring a down endpoint back; without them (checks off, or a
+    /// UDP service) it is tried again after a time down. Called with `lock` held.
+    private var activeChecks: Bool { _config.healthCheck.enabled && _config.transport == .tcp }
+
     /// Called with `lock` held.
     private func isEligible(_ endpoint: Endpoint, now: Double) -> Bool {
         // Drain and maintenance (set from the admin port) take no new connections, under any policy.
         if endpoint.isRemoved || endpoint.config.adminState != .ready { return false }
         if endpoint.isUp { return true }
         // Checks off: a passively failed endpoint is tried again after its time down.
-        if !_config.healthCheck.enabled, let at = endpoint.passiveRetryAt, now >= at {
+        if !activeChecks, let at = endpoint.passiveRetryAt, now >= at {
             endpoint.passiveRetryAt = nil
             if endpoint.health.probation(fall: _config.healthCheck.fall) != nil {
                 Log.notice("service \(name): endpoint \(endpoint.config.name) eligible again after \(DurationText.format(_config.passiveDownTime)) down (checks off; the next connect decides)")
@@ -327,7 +357,7 @@ public final class Service: @unchecked Sendable {
         let check = _config.healthCheck
         guard endpoint.health.recordFailure(fall: check.fall) == .wentDown else { return }
         Log.warning("service \(name): endpoint \(endpoint.config.name) down: \(reason) (\(endpoint.health.consecutiveFailures) consecutive failures)")
-        if !check.enabled { endpoint.passiveRetryAt = now + _config.passiveDownTime }
+        if !activeChecks { endpoint.passiveRetryAt = now + _config.passiveDownTime }
         if !_endpoints.contains(where: { $0.isUp && !$0.isRemoved }) {
             Log.error("service \(name): no endpoint is up; new connections are closed")
         }

@@ -23,5 +23,9 @@ public struct ServiceSnapshot: Sendable {
     public var bytesOut: UInt64
     public var queued: Int
     public var queueTimeouts: Int
+    /// UDP services.
+    public var datagramsIn: UInt64
+    public var datagramsOut: UInt64
+    public var droppedDatagrams: UInt64
     public var endpoints: [Endpoint]
 }

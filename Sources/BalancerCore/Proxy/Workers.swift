@@ -34,11 +34,11 @@ public final class Workers: @unchecked Sendable {
     let totals = Totals()
     /// Sockets systemd handed over that no service has taken yet (a reload may take them).
     public var activation = SocketActivation()
-    /// Listen addresses with sockets bound.
-    private var bound: Set<SocketAddress> = []
-    public var boundAddresses: Set<SocketAddress> { bound }
+    /// Listen addresses (with their protocol) with sockets bound.
+    private var bound: Set<ServiceConfig.ListenKey> = []
+    public var boundAddresses: Set<ServiceConfig.ListenKey> { bound }
     /// What every worker's listeners serve, as last installed.
-    private var installed: [(service: Service, listen: SocketAddress)] = []
+    private var installed: [(service: Service, listen: ServiceConfig.ListenKey)] = []
     private var started = false
     /// Called on the main thread once no connection is open on any worker, after `drain()`.
     private var onDrained: (() -> Void)?
@@ -69,11 +69,11 @@ public final class Workers: @unchecked Sendable {
     /// Binds every service's listen address, for every worker. On the first failure, closes
     /// what was bound and throws.
     public func bindListeners(_ config: Config) throws(SystemError) {
-        let sockets = try bindSockets(for: config.services.map(\.listen))
-        let pairs = Array(zip(services, config.services.map(\.listen)))
+        let sockets = try bindSockets(for: config.services.map(\.listenKey))
+        let pairs = Array(zip(services, config.services.map(\.listenKey)))
         for proxy in proxies { proxy.install(pairs, sockets: sockets[proxy.index]) }
         installed = pairs
-        bound = Set(config.services.map(\.listen))
+        bound = Set(config.services.map(\.listenKey))
     }
 
     /// Starts accepting on every worker, and the worker threads.
@@ -84,24 +84,34 @@ public final class Workers: @unchecked Sendable {
     }
 
     /// Sockets for the addresses not bound yet, one per worker (index by worker).
-    private func bindSockets(for addresses: [SocketAddress]) throws(SystemError) -> [[SocketAddress: Int32]] {
-        var perWorker = [[SocketAddress: Int32]](repeating: [:], count: count)
+    private func bindSockets(for keys: [ServiceConfig.ListenKey]) throws(SystemError) -> [[ServiceConfig.ListenKey: Int32]] {
+        var perWorker = [[ServiceConfig.ListenKey: Int32]](repeating: [:], count: count)
         do throws(SystemError) {
-            for address in addresses where !bound.contains(address) {
+            for key in keys where !bound.contains(key) {
+                let address = key.address
+                if key.transport == .udp {
+                    // One socket per worker, as for TCP: the kernel keeps a client's
+                    // datagrams on one of them, so a session lives on one worker.
+                    if count > 1 { try DatagramSocket.checkBindable(address) }
+                    for worker in 0..<count {
+                        perWorker[worker][key] = try DatagramSocket.bound(to: address, reusePort: count > 1)
+                    }
+                    continue
+                }
                 if let fd = activation.take(address) {
                     Log.info("listener \(address): using the socket passed by systemd (fd \(fd))")
-                    perWorker[0][address] = fd
+                    perWorker[0][key] = fd
                     continue
                 }
                 if count == 1 {
-                    perWorker[0][address] = try Socket.listen(on: address)
+                    perWorker[0][key] = try Socket.listen(on: address)
                     continue
                 }
                 // SO_REUSEPORT would let this join a group another process of the same user
                 // already listens with: a plain bind first fails if anyone holds the port.
                 try Socket.checkBindable(address)
                 for worker in 0..<count {
-                    perWorker[worker][address] = try Socket.listen(on: address, reusePort: true)
+                    perWorker[worker][key] = try Socket.listen(on: address, reusePort: true)
                 }
             }
         } catch {
@@ -119,7 +129,7 @@ public final class Workers: @unchecked Sendable {
     /// listeners (an address in both configurations keeps its sockets, so no client is
     /// refused) before this returns. Open sessions finish with the objects they started with.
     public func apply(_ config: Config) throws(SystemError) -> ReloadChanges {
-        let sockets = try bindSockets(for: config.services.map(\.listen))
+        let sockets = try bindSockets(for: config.services.map(\.listenKey))
         var changes = ReloadChanges()
         var old: [String: Service] = [:]
         for service in services { old[service.name] = service }
@@ -144,7 +154,7 @@ public final class Workers: @unchecked Sendable {
         if let wanted = config.workers, wanted != count {
             Log.warning("workers: \(wanted) takes effect at the next start; running \(count)")
         }
-        let pairs = Array(zip(next, config.services.map(\.listen)))
+        let pairs = Array(zip(next, config.services.map(\.listenKey)))
         let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
         let maxConnections = config.maxConnections
         let sameListeners = sockets.allSatisfy(\.isEmpty) && pairs.count == installed.count
@@ -156,7 +166,7 @@ public final class Workers: @unchecked Sendable {
         }
         installed = pairs
         services = next
-        bound = Set(config.services.map(\.listen))
+        bound = Set(config.services.map(\.listenKey))
         return changes
     }
 

@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 // libev's watcher initialisers are macros: Swift cannot call them.
 static inline void cev_io_init(ev_io *w, void (*cb)(struct ev_loop *, ev_io *, int), int fd, int events) { ev_io_init(w, cb, fd, events); }
@@ -31,6 +32,28 @@ int cev_pipe2(int fds[2], int flags);
 ssize_t cev_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 // F_SETPIPE_SZ is hidden without _GNU_SOURCE; returns the size set, or -1.
 int cev_set_pipe_size(int fd, int size);
+// recvmmsg/sendmmsg and struct mmsghdr are hidden without _GNU_SOURCE: the same struct
+// under another name (same layout), and the calls in CEv.c.
+struct cev_mmsghdr { struct msghdr msg_hdr; unsigned int msg_len; };
+int cev_recvmmsg(int fd, struct cev_mmsghdr *messages, unsigned int count, int flags);
+int cev_sendmmsg(int fd, struct cev_mmsghdr *messages, unsigned int count, int flags);
+// The CMSG_* accessors of control messages are macros.
+static inline struct cmsghdr *cev_cmsg_firsthdr(struct msghdr *m) { return CMSG_FIRSTHDR(m); }
+static inline struct cmsghdr *cev_cmsg_nxthdr(struct msghdr *m, struct cmsghdr *c) { return CMSG_NXTHDR(m, c); }
+static inline unsigned char *cev_cmsg_data(struct cmsghdr *c) { return CMSG_DATA(c); }
+static inline size_t cev_cmsg_space(size_t length) { return CMSG_SPACE(length); }
+static inline size_t cev_cmsg_len(size_t length) { return CMSG_LEN(length); }
+// struct in_pktinfo and in6_pktinfo (the local address of a datagram, and the source to
+// send a reply from) are hidden without _GNU_SOURCE: their fields, from CEv.c.
+extern const int CEV_IP_PKTINFO;
+extern const int CEV_IPV6_RECVPKTINFO;
+extern const int CEV_IPV6_PKTINFO;
+size_t cev_in_pktinfo_size(void);
+size_t cev_in6_pktinfo_size(void);
+struct in_addr cev_in_pktinfo_destination(const void *info);
+struct in6_addr cev_in6_pktinfo_destination(const void *info);
+void cev_in_pktinfo_set_source(void *info, struct in_addr source);
+void cev_in6_pktinfo_set_source(void *info, struct in6_addr source);
 extern const unsigned int CEV_SPLICE_F_MOVE;
 extern const unsigned int CEV_SPLICE_F_NONBLOCK;
 extern const unsigned int CEV_SPLICE_F_MORE;

@@ -28,7 +28,7 @@ final class BackendProcess {
         self.port = actual
     }
 
-    var address: String { "\(host):\(port)" }
+    var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// Kills the backend at once (SIGKILL), as a crashed pod would go.
     func kill() {

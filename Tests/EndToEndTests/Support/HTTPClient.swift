@@ -51,6 +51,11 @@ enum HTTPClient {
         return object
     }
 
+    /// The service named `name` in `/stats`; empty when there is none.
+    static func service(adminPort: UInt16, named name: String) -> [String: Any] {
+        ((try? stats(adminPort: adminPort))?["services"] as? [[String: Any]])?.first { $0["name"] as? String == name } ?? [:]
+    }
+
     /// The first service of `/stats`; empty when the admin port does not answer.
     static func firstService(adminPort: UInt16) -> [String: Any] {
         ((try? stats(adminPort: adminPort))?["services"] as? [[String: Any]])?.first ?? [:]

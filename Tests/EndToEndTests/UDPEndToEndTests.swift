@@ -1,0 +1,220 @@
+import Foundation
+import Glibc
+import Testing
+
+/// UDP services through the real daemon: our own UDP endpoints (testbackend's udp-echo and
+/// udp-name modes), real dnsmasq servers asked with dig, and iperf3 -u.
+@Suite struct UDPEndToEndTests {
+    private func backend(_ name: String, mode: String = "udp-name", host: String = "127.0.0.1") throws -> BackendProcess {
+        try BackendProcess(name: name, host: host, port: 0, mode: mode)
+    }
+
+    private func udpService(port: UInt16, admin: UInt16, endpoints: [String], listen: String = "127.0.0.1", extra: [String] = [],
+                            top: [String] = []) -> String {
+        var lines = ["admin: {listen: 127.0.0.1:\(admin)}"] + top
+        // Quoted: YAML would read a bare [::1]:p as a list.
+        lines += ["services:", "  - name: udp", "    listen: \"\(listen):\(port)\"", "    protocol: udp"] + extra.map { "    " + $0 }
+        lines.append("    endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    private func service(_ admin: UInt16) -> [String: Any] { HTTPClient.firstService(adminPort: admin) }
+
+    @Test func sessions_roundRobinOverEndpoints_andEachStaysOnItsEndpoint() throws {
+        let a = try backend("a"), b = try backend("b")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address, b.address]))
+        let clients = try (0..<4).map { _ in try UDPClient(port: port) }
+        let first = clients.map { $0.ask() }
+        #expect(first == ["a", "b", "a", "b"])
+        for (client, answer) in zip(clients, first) {
+            for _ in 0..<3 { #expect(client.ask() == answer, "a session moved") }
+        }
+        let stats = service(admin)
+        #expect(stats["protocol"] as? String == "udp")
+        #expect(stats["activeConnections"] as? Int == 4)
+        #expect(stats["totalConnections"] as? Int == 4)
+        #expect(stats["datagramsIn"] as? Int == 16)
+        #expect(stats["datagramsOut"] as? Int == 16)
+        #expect(stats["droppedDatagrams"] as? Int == 0)
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test(arguments: [1, 1_400, 9_000, 65_507])
+    func datagrams_ofEverySize_arriveWholeAndUnchanged(size: Int) throws {
+        let echo = try backend("e", mode: "udp-echo")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [echo.address]))
+        let client = try UDPClient(port: port)
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        for _ in 0..<3 {
+            client.send(payload)
+            #expect(client.receive() == payload)
+        }
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func wildcardListener_repliesFromTheAddressEachClientSentTo() throws {
+        let a = try backend("a")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address], listen: "0.0.0.0"))
+        // Connected sockets: a reply from any other local address would be filtered out.
+        for host in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+            let client = try UDPClient(host: host, port: port)
+            #expect(client.ask() == "a", "no reply from \(host)")
+        }
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func sessionTimeout_forgetsASilentClient_andItsNextDatagramChoosesAgain() throws {
+        let a = try backend("a"), b = try backend("b")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address, b.address],
+                                                          extra: ["sessionTimeout: 300ms"]))
+        let client = try UDPClient(port: port)
+        #expect(client.ask() == "a")
+        #expect(Harness.waitUntil(timeout: 3) { service(admin)["activeConnections"] as? Int == 0 })
+        // A new session: round-robin goes on to the next endpoint.
+        #expect(client.ask() == "b")
+        #expect(service(admin)["totalConnections"] as? Int == 2)
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func portUnreachable_fromAnEndpoint_countsAgainstIt_andTheSessionMoves() throws {
+        let live = try backend("b")
+        let dead = Harness.freePort()
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: ["127.0.0.1:\(dead)", live.address]))
+        let client = try UDPClient(port: port, timeout: 0.5)
+        // The first datagram goes to the dead endpoint and is lost; its ICMP answer sends
+        // the next one elsewhere.
+        client.send("lost")
+        _ = client.receive()
+        #expect(Harness.waitUntil(timeout: 3) { client.ask() == "b" })
+        let endpoints = (service(admin)["endpoints"] as? [[String: Any]]) ?? []
+        #expect(endpoints.first?["failedConnects"] as? Int ?? 0 >= 1)
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func maxConnections_countsSessions_andDropsTheDatagramThatWouldOpenOneMore() throws {
+        let a = try backend("a")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address], top: ["limits: {maxConnections: 1}"]))
+        let first = try UDPClient(port: port), second = try UDPClient(port: port, timeout: 0.5)
+        #expect(first.ask() == "a")
+        #expect(second.ask() == nil)
+        #expect(first.ask() == "a")
+        #expect(service(admin)["droppedDatagrams"] as? Int == 1)
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func reload_keepsTheListenerAndItsSessions() throws {
+        let a = try backend("a"), b = try backend("b")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address]))
+        let client = try UDPClient(port: port)
+        #expect(client.ask() == "a")
+        try daemon.rewriteConfig(udpService(port: port, admin: admin, endpoints: [b.address, a.address]))
+        daemon.send(SIGHUP)
+        #expect(Harness.waitUntil(timeout: 3) { daemon.log.contains("reload (SIGHUP) complete") })
+        #expect(client.ask() == "a", "the session keeps its endpoint")
+        #expect(try UDPClient(port: port).ask() == "b", "a new session takes the new list")
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func ipv6_listenerAndEndpoint() throws {
+        let a = try backend("a", host: "::1")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address], listen: "[::1]"))
+        #expect(try UDPClient(host: "::1", port: port).ask() == "a")
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func tcpAndUDP_shareOneListenAddress() throws {
+        let tcp = try BackendProcess(name: "t")
+        let udp = try backend("u")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: """
+        admin: {listen: 127.0.0.1:\(admin)}
+        services:
+          - {name: stream, listen: 127.0.0.1:\(port), endpoints: [\(tcp.address)]}
+          - {name: datagrams, listen: 127.0.0.1:\(port), protocol: udp, endpoints: [\(udp.address)]}
+        """)
+        #expect(try TestClient(port: port).readLine() == "t")
+        #expect(try UDPClient(port: port).ask() == "u")
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func sigterm_letsOpenSessionsFinish_thenExits() throws {
+        let a = try backend("a")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address], extra: ["sessionTimeout: 1s"]))
+        let client = try UDPClient(port: port)
+        #expect(client.ask() == "a")
+        daemon.send(SIGTERM)
+        #expect(Harness.waitUntil(timeout: 2) { daemon.log.contains("draining 1 open connections") })
+        #expect(client.ask() == "a", "the open session still relays while draining")
+        #expect(try UDPClient(port: port, timeout: 0.5).ask() == nil, "no new session while draining")
+        #expect(daemon.waitForExit(timeout: 6) == 0)
+    }
+
+    @Test func dnsmasqServers_answerDigThroughBalancerd() throws {
+        let one = try DnsmasqProcess(hosts: [("127.0.0.5", "svc.test")])
+        let two = try DnsmasqProcess(hosts: [("127.0.0.5", "svc.test")])
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [one.nameserver, two.nameserver]))
+        for _ in 0..<4 {
+            #expect(try Self.dig(port: port, name: "svc.test") == "127.0.0.5")
+        }
+        #expect(one.queries(name: "svc.test") >= 1 && two.queries(name: "svc.test") >= 1, "both servers were asked")
+        withExtendedLifetime(daemon) {}
+    }
+
+    @Test func iperf3_udpThroughBalancerd_TCPControlAndUDPDataOnOnePort() throws {
+        let serverPort = Harness.freePort()
+        let server = try Harness.spawn("/usr/bin/iperf3", ["-s", "-B", "127.0.0.1", "-p", String(serverPort)])
+        defer {
+            kill(server, SIGKILL)
+            var status: Int32 = 0
+            waitpid(server, &status, 0)
+        }
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: """
+        admin: {listen: 127.0.0.1:\(admin)}
+        services:
+          # No health check: iperf3 would take a check's connect for a client.
+          - {name: control, listen: 127.0.0.1:\(port), healthCheck: off, endpoints: [127.0.0.1:\(serverPort)]}
+          - {name: data, listen: 127.0.0.1:\(port), protocol: udp, endpoints: [127.0.0.1:\(serverPort)]}
+        """)
+        usleep(200_000)
+        let output = try Self.run("/usr/bin/iperf3", ["-c", "127.0.0.1", "-p", String(port), "-u", "-b", "50M", "-l", "1400", "-t", "1", "--json"], timeout: 15)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        let summary = ((json["end"] as? [String: Any])?["sum"] as? [String: Any]) ?? [:]
+        #expect(summary["packets"] as? Int ?? 0 > 1000, "iperf3 said: \(output.prefix(500))")
+        let datagrams = HTTPClient.service(adminPort: admin, named: "data")
+        #expect(datagrams["datagramsIn"] as? Int ?? 0 > 1000)
+        withExtendedLifetime(daemon) {}
+    }
+
+    // MARK: Tools
+
+    private static func dig(port: UInt16, name: String) throws -> String {
+        try run("/usr/bin/dig", ["@127.0.0.1", "-p", String(port), "+short", "+tries=1", "+time=2", name], timeout: 5)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Runs a tool and returns what it printed, at most `timeout` seconds.
+    private static func run(_ path: String, _ arguments: [String], timeout: Double) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let text = Harness.readAll(from: output.fileHandleForReading.fileDescriptor, timeout: timeout)
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return text
+    }
+}
