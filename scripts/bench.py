@@ -16,7 +16,9 @@ on one server, so its service has that one endpoint). Figures:
 - configuration of 1,000 services x 10 endpoints: balancerd's reload time; for the peers,
   the time their own config check takes (the parse a reload would start with);
 - discovery from etcd (balancerd only; see scripts/bench_etcd.py): put to first connection
-  served, and the CPU one key change costs with 1,000 services watched.
+  served, and the CPU one key change costs with 1,000 services watched;
+- UDP (direct, nginx and balancerd; see scripts/bench_udp.py): 64-byte request/response
+  exchanges per second, CPU per million datagrams, iperf3 -u throughput under 1% loss.
 """
 import argparse
 import json
@@ -370,6 +372,13 @@ try:
     for kind in kinds:
         for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change"]:
             results[kind][key] = etcd[key] if kind == "balancerd" else float("nan")
+    # UDP: direct, nginx and balancerd (HAProxy has no UDP proxy).
+    print("-- udp", file=sys.stderr, flush=True)
+    import bench_udp
+    udp = bench_udp.run(args.balancerd, DURATION)
+    for kind in kinds:
+        for key in ["udp_rate", "udp_cpu_per_m", "udp_mbit"]:
+            results[kind][key] = udp[kind][key] if kind in udp else float("nan")
 finally:
     for process in processes:
         stop(process)
@@ -380,7 +389,7 @@ best_haproxy = {}
 for key, better in [("gbps1", max), ("gbps4", max), ("conn_rate", max), ("ka_rate", max), ("p50", min), ("p99", min),
                     ("idle_bytes", min), ("cpu_per_gb", min), ("cpu_us_per_conn", min), ("cpu_us_per_req", min), ("big_ms", min)]:
     best_haproxy[key] = better(results["haproxy"][key], results["haproxy+splice"][key]) if key != "big_ms" else results["haproxy"][key]
-for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change"]:
+for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change", "udp_rate", "udp_cpu_per_m", "udp_mbit"]:
     best_haproxy[key] = float("nan")
 
 rows = [
@@ -398,6 +407,9 @@ rows = [
     ("etcd put to first connection, median of 20 (ms)", "put_median_ms", "{:.1f}"),
     ("etcd put to first connection, max of 20 (ms)", "put_max_ms", "{:.1f}"),
     ("CPU per etcd key change, 1,000 services (ms)", "cpu_ms_per_change", "{:.2f}"),
+    ("UDP 64-byte exchanges/s (64 clients)", "udp_rate", "{:.0f}"),
+    ("UDP proxy CPU s per million datagrams", "udp_cpu_per_m", "{:.2f}"),
+    ("UDP iperf3 -u, 1,400 B, < 1% loss (Mbit/s)", "udp_mbit", "{:.0f}"),
 ]
 header = ["figure"] + kinds + ["vs best HAProxy", "vs direct"]
 table = []
@@ -423,6 +435,10 @@ print()
 print("* balancerd: SIGHUP reload of the running daemon (best of 3); haproxy: `haproxy -c`; nginx: `nginx -t`.")
 print(f"The load generators (iperf3, wrk), the backends (nginx, iperf3) and the proxy share the same "
       f"{os.cpu_count()} cores: rates are lower bounds for every proxy alike; CPU per GB and per request are steadier.")
+for key, label in [("udp_rate", "UDP exchanges/s"), ("udp_cpu_per_m", "UDP CPU per datagram"), ("udp_mbit", "UDP iperf3 throughput")]:
+    theirs = results["nginx"][key]
+    if theirs == theirs and theirs:
+        print(f"{label}: balancerd / nginx = {results['balancerd'][key] / theirs:.2f}x")
 print("HAProxy: mode tcp, nbthread 2 (and again with option splice-request/splice-response); nginx: stream, 2 workers; balancerd: workers 2.")
 for kind in kinds:
     if results[kind].get("close_errors"):
