@@ -13,6 +13,8 @@ on one server, so its service has that one endpoint). Figures:
   at rest, over N;
 - proxy CPU time per GB relayed and per new connection (steadier than rates when the
   load generator, the backends and the proxy share the same cores);
+- the connection log's cost: the Connection: close row again with `accessLog` on (json to
+  a file) beside off, in alternating runs;
 - configuration of 1,000 services x 10 endpoints: balancerd's reload time; for the peers,
   the time their own config check takes (the parse a reload would start with);
 - discovery from etcd (balancerd only; see scripts/bench_etcd.py): put to first connection
@@ -196,12 +198,13 @@ stream {{
 """
 
 
-def balancerd_config(http_front, iperf_front, admin):
+def balancerd_config(http_front, iperf_front, admin, access_log=None):
+    log = f"accessLog: {{path: {access_log}, format: json}}\n" if access_log else ""
     return f"""admin:
   listen: 127.0.0.1:{admin}
 log:
   level: warning
-workers: 2
+{log}workers: 2
 limits:
   maxConnections: {IDLE + 1000}
 services:
@@ -230,9 +233,10 @@ def launch(kind):
             f.write(nginx_config(http_front, iperf_front))
         process = start(kind, ["nginx", "-p", WORK, "-c", path, "-g", "daemon off;"])
     else:
-        path = os.path.join(WORK, "balancerd.yaml")
+        path = os.path.join(WORK, kind + ".yaml")
+        access_log = ACCESS_LOG if kind == "balancerd+log" else None
         with open(path, "w") as f:
-            f.write(balancerd_config(http_front, iperf_front, free_port()))
+            f.write(balancerd_config(http_front, iperf_front, free_port(), access_log))
         process = start(kind, [args.balancerd, "--config", path])
     wait_port(http_front)
     wait_port(iperf_front)
@@ -321,6 +325,7 @@ def timed(command):
 # ---------------------------------------------------------------- run
 
 kinds = ["direct", "haproxy", "haproxy+splice", "nginx", "balancerd"]
+ACCESS_LOG = os.path.join(WORK, "access.log")
 results = {}
 try:
     for kind in kinds:
@@ -342,6 +347,23 @@ try:
         results[kind] = r
         if process:
             stop(process)
+    # The connection log's cost: Connection: close with it off and on (json to a file), in
+    # alternating runs (this shared machine drifts), the best of each.
+    print("-- balancerd, connection log off and on", file=sys.stderr, flush=True)
+    log_runs = {"balancerd": [], "balancerd+log": []}
+    for _ in range(2):
+        for kind in log_runs:
+            http_front, _, process, _ = launch(kind)
+            close, cpu_close = measure_cpu(process.pid, lambda: wrk(http_front, True))
+            log_runs[kind].append((close["rate"], cpu_close / close["total"] * 1e6))
+            stop(process)
+    off = max(log_runs["balancerd"])
+    on = max(log_runs["balancerd+log"])
+    log_lines = sum(1 for _ in open(ACCESS_LOG)) if os.path.exists(ACCESS_LOG) else 0
+    for kind in kinds:
+        results[kind]["conn_rate_log_off"] = off[0] if kind == "balancerd" else float("nan")
+        results[kind]["conn_rate_log_on"] = on[0] if kind == "balancerd" else float("nan")
+        results[kind]["cpu_us_per_conn_log_on"] = on[1] if kind == "balancerd" else float("nan")
     # Large configurations.
     paths = big_configs()
     results["haproxy"]["big_ms"] = timed(["haproxy", "-c", "-f", paths["big.cfg"]])
@@ -389,7 +411,8 @@ best_haproxy = {}
 for key, better in [("gbps1", max), ("gbps4", max), ("conn_rate", max), ("ka_rate", max), ("p50", min), ("p99", min),
                     ("idle_bytes", min), ("cpu_per_gb", min), ("cpu_us_per_conn", min), ("cpu_us_per_req", min), ("big_ms", min)]:
     best_haproxy[key] = better(results["haproxy"][key], results["haproxy+splice"][key]) if key != "big_ms" else results["haproxy"][key]
-for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change", "udp_rate", "udp_cpu_per_m", "udp_mbit"]:
+for key in ["put_median_ms", "put_max_ms", "cpu_ms_per_change", "udp_rate", "udp_cpu_per_m", "udp_mbit",
+            "conn_rate_log_off", "conn_rate_log_on", "cpu_us_per_conn_log_on"]:
     best_haproxy[key] = float("nan")
 
 rows = [
@@ -403,6 +426,9 @@ rows = [
     ("proxy CPU seconds per GB (1 stream)", "cpu_per_gb", "{:.3f}"),
     ("proxy CPU µs per new connection", "cpu_us_per_conn", "{:.1f}"),
     ("proxy CPU µs per keep-alive request", "cpu_us_per_req", "{:.1f}"),
+    ("new connections/s, connection log off (best of 2)", "conn_rate_log_off", "{:.0f}"),
+    ("new connections/s, connection log on, json file (best of 2)", "conn_rate_log_on", "{:.0f}"),
+    ("proxy CPU µs per new connection, connection log on", "cpu_us_per_conn_log_on", "{:.1f}"),
     ("1,000 services x 10 endpoints (ms)*", "big_ms", "{:.0f}"),
     ("etcd put to first connection, median of 20 (ms)", "put_median_ms", "{:.1f}"),
     ("etcd put to first connection, max of 20 (ms)", "put_max_ms", "{:.1f}"),
@@ -439,6 +465,8 @@ for key, label in [("udp_rate", "UDP exchanges/s"), ("udp_cpu_per_m", "UDP CPU p
     theirs = results["nginx"][key]
     if theirs == theirs and theirs:
         print(f"{label}: balancerd / nginx = {results['balancerd'][key] / theirs:.2f}x")
+print(f"Connection log on/off (Connection: close, alternating runs): {on[0] / off[0]:.3f} in connections/s, "
+      f"{on[1] / off[1]:.3f} in CPU per connection; {log_lines} lines written.")
 print("HAProxy: mode tcp, nbthread 2 (and again with option splice-request/splice-response); nginx: stream, 2 workers; balancerd: workers 2.")
 for kind in kinds:
     if results[kind].get("close_errors"):

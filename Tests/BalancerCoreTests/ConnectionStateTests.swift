@@ -32,7 +32,7 @@ import BalancerCore
         #expect(state.finReceived(from: .downstream, buffered: false) == .shutdownWrite(.upstream))
         #expect(state.isReading(from: .downstream) == false)
         #expect(state.isReading(from: .upstream))
-        #expect(state.finReceived(from: .upstream, buffered: false) == .close(.completed))
+        #expect(state.finReceived(from: .upstream, buffered: false) == .close(.completed(closedFirst: .downstream)))
     }
 
     @Test func relay_whenFinArrivesWithBytesBuffered_waitsForTheFlush() {
@@ -68,7 +68,9 @@ import BalancerCore
         #expect(CloseReason.connectFailed.isFailure)
         #expect(CloseReason.noHealthyEndpoint.isFailure)
         #expect(CloseReason.overLimit.isFailure)
-        #expect(!CloseReason.completed.isFailure)
+        #expect(!CloseReason.completed(closedFirst: .upstream).isFailure)
+        #expect(CloseReason.queueFull.isFailure)
+        #expect(CloseReason.globalLimit.isFailure)
         #expect(!CloseReason.reset(.upstream).isFailure)
     }
 }

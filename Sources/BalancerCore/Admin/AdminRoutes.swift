@@ -13,11 +13,14 @@ public struct AdminRoutes {
     public var control: (RuntimeCommand) -> RuntimeCommand.Outcome
     /// The token and origin in force (a reload may change them).
     public var access: () -> AdminAccess
+    /// The connection log's counters.
+    public var accessLog: () -> AccessLog.Figures
 
     public init(info: RuntimeInfo, services: @escaping () -> [Service], workers: @escaping () -> [Workers.Figures] = { [] },
                 dns: @escaping () -> [DNSDiscovery.Status] = { [] }, etcd: @escaping () -> EtcdDiscovery.Status? = { nil },
                 control: @escaping (RuntimeCommand) -> RuntimeCommand.Outcome = { _ in .unknownService },
-                access: @escaping () -> AdminAccess = { AdminAccess() }) {
+                access: @escaping () -> AdminAccess = { AdminAccess() },
+                accessLog: @escaping () -> AccessLog.Figures = { AccessLog.Figures() }) {
         self.info = info
         self.services = services
         self.workers = workers
@@ -25,6 +28,7 @@ public struct AdminRoutes {
         self.etcd = etcd
         self.control = control
         self.access = access
+        self.accessLog = accessLog
     }
 
     static let paths: Set<String> = ["/healthz", "/stats", "/metrics"]
@@ -43,10 +47,10 @@ public struct AdminRoutes {
         case "/healthz":
             return AdminResponse(status: 200, body: "ok")
         case "/stats":
-            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd()))
+            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog()))
         default:
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd()))
+                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog()))
         }
     }
 }

@@ -6,7 +6,7 @@ public enum StatsRenderer {
     // MARK: JSON
 
     public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
-                            etcd: EtcdDiscovery.Status? = nil) -> String {
+                            etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures()) -> String {
         let services = live.map { $0.snapshot() }
         var out = "{"
         out += "\"version\":\(quote(BalancerVersion.string)),"
@@ -21,7 +21,8 @@ public enum StatsRenderer {
         } else {
             out += "null"
         }
-        out += "},\"dns\":["
+        out += "},\"accessLog\":{\"written\":\(accessLog.written),\"dropped\":\(accessLog.dropped)}"
+        out += ",\"dns\":["
         out += dns.map { name in
             "{\"name\":\(quote(name.name)),\"type\":\(quote(name.type.rawValue)),\"addresses\":\(name.addresses),"
                 + "\"lastResolved\":\(name.lastResolved.map(seconds) ?? "null"),\"lastError\":\(name.lastError.map(quote) ?? "null")}"
@@ -98,7 +99,7 @@ public enum StatsRenderer {
     // MARK: Prometheus
 
     public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
-                                  etcd: EtcdDiscovery.Status? = nil) -> String {
+                                  etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures()) -> String {
         let services = live.map { $0.snapshot() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
@@ -196,6 +197,10 @@ public enum StatsRenderer {
                 sample("balancerd_dns_resolutions_total", [("name", label), ("result", "failure")], name.failures)
                 sample("balancerd_dns_resolutions_total", [("name", label), ("result", "nxdomain")], name.notFound)
             }
+        }
+        family("balancerd_access_log_lines_total", "counter", "Connection log lines, written or dropped (a full buffer or a file that cannot be written).") {
+            sample("balancerd_access_log_lines_total", [("result", "written")], accessLog.written)
+            sample("balancerd_access_log_lines_total", [("result", "dropped")], accessLog.dropped)
         }
         if let etcd {
             family("balancerd_discovery_connected", "gauge", "1 while the discovery store is connected and watched, else 0.") {

@@ -13,6 +13,8 @@ public struct Config: Sendable {
     public var resolvers: ResolverConfig?
     /// `discovery:`; nil when the file is the only source of services.
     public var discovery: DiscoveryConfig?
+    /// `accessLog:`; nil: no connection log.
+    public var accessLog: AccessLogConfig? = nil
     /// What every service inherits: the built-in defaults with the file's `defaults` over
     /// them. Services from etcd are read over it too.
     public var serviceDefaults = ServiceConfig(name: "", listen: AdminConfig.defaultListen)

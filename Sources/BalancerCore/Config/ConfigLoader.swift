@@ -105,7 +105,7 @@ final class ConfigParser {
             fail(at: nil, "", "the file is empty; it needs at least a `services` list")
             return nil
         }
-        let allowed: [String] = ["admin", "log", "workers", "limits", "resolvers", "discovery", "defaults", "services"]
+        let allowed: [String] = ["admin", "log", "accessLog", "workers", "limits", "resolvers", "discovery", "defaults", "services"]
         guard let top = fields(root, "", allowed: allowed) else { return nil }
 
         var admin = AdminConfig(listen: AdminConfig.defaultListen, allowRemote: false)
@@ -150,9 +150,35 @@ final class ConfigParser {
             fail(at: root, "services", "missing; list the services to balance")
         }
 
-        return Config(path: path, admin: admin, logLevel: logLevel, workers: workers,
-                      maxConnections: maxConnections, services: services, resolvers: resolvers,
-                      discovery: discovery, serviceDefaults: template)
+        var config = Config(path: path, admin: admin, logLevel: logLevel, workers: workers,
+                            maxConnections: maxConnections, services: services, resolvers: resolvers,
+                            discovery: discovery, serviceDefaults: template)
+        if let node = top["accessLog"] { config.accessLog = parseAccessLog(node.value) }
+        return config
+    }
+
+    private func parseAccessLog(_ node: Node) -> AccessLogConfig? {
+        guard let map = fields(node, "accessLog", allowed: ["path", "format", "sample"]) else { return nil }
+        var config = AccessLogConfig(path: "")
+        if let f = map["format"] { config.format = enumValue(f.value, "accessLog.format", AccessLogFormat.self) ?? config.format }
+        if let f = map["sample"], let text = string(f.value, "accessLog.sample") {
+            if let share = Double(text), share >= 0, share <= 1 {
+                config.sample = share
+            } else {
+                fail(at: f.value, "accessLog.sample", "'\(text)' is not a share from 0 to 1 (such as 0.1)")
+            }
+        }
+        guard let f = map["path"] else {
+            fail(at: node, "accessLog.path", "missing; give a file or stderr")
+            return nil
+        }
+        guard let path = string(f.value, "accessLog.path") else { return nil }
+        guard !path.isEmpty else {
+            fail(at: f.value, "accessLog.path", "must not be empty; give a file or stderr")
+            return nil
+        }
+        config.path = path == AccessLogConfig.stderrPath ? path : relativeToConfig(path)
+        return config
     }
 
     private func parseDiscovery(_ node: Node) -> DiscoveryConfig? {

@@ -78,11 +78,13 @@ public final class Daemon {
                                                 dns: { [unowned self] in self.dns.statuses },
                                                 etcd: { [unowned self] in self.etcd?.status },
                                                 control: { [unowned self] in self.runtime.perform($0) },
-                                                access: { [unowned self] in AdminAccess(self.config.admin) }))
+                                                access: { [unowned self] in AdminAccess(self.config.admin) },
+                                                accessLog: { [unowned self] in self.workers.accessLog.figures }))
         runtime.services = { [unowned self] in self.workers.services }
         runtime.reapply = { [unowned self] in self.applyServiceMap(trigger: "admin") }
-        runtime.closeSessions = { [unowned self] in self.workers.closeSessions(of: $0, endpoint: $1) }
+        runtime.closeSessions = { [unowned self] in self.workers.closeSessions(of: $0, endpoint: $1, because: .adminClose) }
         do throws(SystemError) {
+            try workers.accessLog.start(config.accessLog)
             try workers.bindListeners(config)
             do throws(SystemError) {
                 try admin.bind(passed: workers.activation.take(config.admin.listen))
@@ -141,6 +143,9 @@ public final class Daemon {
         let hup = SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] in self.reload(trigger: "SIGHUP") }
         hup.start()
         signals.append(hup)
+        let usr1 = SignalWatcher(loop: loop, signal: SIGUSR1) { [unowned self] in self.workers.accessLog.reopen() }
+        usr1.start()
+        signals.append(usr1)
     }
 
     /// Stops accepting at once; open connections go on until they end or their service's
@@ -228,15 +233,26 @@ public final class Daemon {
             }
             newAdmin = candidate
         }
+        let logChange: AccessLog.Change
+        do {
+            logChange = try workers.accessLog.prepare(next.accessLog)
+        } catch {
+            newAdmin?.close()
+            Log.error("reload rejected: accessLog.path: \(error)")
+            rejectReload("accessLog.path: \(error)")
+            return
+        }
         let changes: ReloadChanges
         do {
             changes = try workers.apply(next)
         } catch {
             newAdmin?.close()
+            logChange.cancel()
             Log.error("reload rejected: \(error); the configuration in force is unchanged")
             rejectReload(error.description)
             return
         }
+        workers.accessLog.commit(logChange)
         if let newAdmin {
             admin.close()
             admin = newAdmin

@@ -14,22 +14,31 @@ final class LoopThread {
     }
 
     func start() {
+        let loop = loop
+        thread = Self.spawn { loop.run() }
+        running = true
+    }
+
+    /// Runs `body` on a new thread that starts with every signal blocked (they belong to
+    /// the main loop); join it with `pthread_join`.
+    static func spawn(_ body: @escaping () -> Void) -> pthread_t {
+        final class Box { let body: () -> Void; init(_ body: @escaping () -> Void) { self.body = body } }
         var all = sigset_t()
         var previous = sigset_t()
         sigfillset(&all)
         pthread_sigmask(SIG_SETMASK, &all, &previous)
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-        let context = Unmanaged.passRetained(loop).toOpaque()
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
-            let loop = Unmanaged<EventLoop>.fromOpaque(context!).takeRetainedValue()
-            loop.run()
+            Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
             return nil
         }, context)
         if rc != 0 {
-            Unmanaged<EventLoop>.fromOpaque(context).release()
+            Unmanaged<Box>.fromOpaque(context).release()
             fatalError("pthread_create failed: \(SystemError(errno: rc, operation: "pthread_create").reason)")
         }
-        running = true
+        return thread
     }
 
     /// Stops the loop after the work already posted to it, and waits for the thread to end.

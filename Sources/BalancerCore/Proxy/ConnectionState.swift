@@ -8,31 +8,66 @@ public enum Side: Sendable, Equatable {
     public var peer: Side { self == .downstream ? .upstream : .downstream }
 }
 
-/// Why a connection ended. The first three are failures to serve a client at all.
+/// Why a connection ended: what `/stats` counts and the connection log's `end` names (see
+/// `logName`). The failures are the clients that were never served at all.
 public enum CloseReason: Sendable, Equatable {
     /// Every connect tried failed (refused, reset, timed out).
     case connectFailed
     /// No endpoint of the service was up.
     case noHealthyEndpoint
-    /// A connection limit was reached (with no queue, or a full one).
+    /// Every eligible endpoint was at its `maxConnections`, and the service has no queue.
     case overLimit
+    /// As `overLimit`, and the service's queue was full.
+    case queueFull
     /// Waited in the service's queue for `queue.timeout` without a free slot.
     case queueTimeout
-    /// Both directions finished with a FIN.
-    case completed
+    /// `limits.maxConnections` was reached: refused at accept, before it became a session.
+    case globalLimit
+    /// Both directions finished with a FIN; `closedFirst` sent the first one.
+    case completed(closedFirst: Side)
     /// A side reset the connection, or a read or write on it failed.
     case reset(Side)
     /// No byte moved either way for `idleTimeout`.
     case idleTimeout
     /// Still open when the drain deadline of a shutdown passed.
     case drainDeadline
+    /// Closed from the admin port (`POST .../close`).
+    case adminClose
 
     /// True when the client was never served.
     public var isFailure: Bool {
         switch self {
-        case .connectFailed, .noHealthyEndpoint, .overLimit, .queueTimeout: true
+        case .connectFailed, .noHealthyEndpoint, .overLimit, .queueFull, .queueTimeout, .globalLimit: true
         default: false
         }
+    }
+
+    /// The connection log's `end` value.
+    public var logName: String {
+        switch self {
+        case .completed(closedFirst: .downstream): "client-closed"
+        case .completed(closedFirst: .upstream): "endpoint-closed"
+        case .reset(.downstream): "client-reset"
+        case .reset(.upstream): "endpoint-reset"
+        case .idleTimeout: "idle-timeout"
+        case .connectFailed: "connect-failed"
+        case .noHealthyEndpoint: "no-endpoint"
+        case .overLimit: "over-limit"
+        case .queueFull: "queue-full"
+        case .queueTimeout: "queue-timeout"
+        case .globalLimit: "global-limit"
+        case .drainDeadline: "drain-deadline"
+        case .adminClose: "admin-close"
+        // TLS routing by SNI adds "not-tls", "unmatched" and "hello-timeout" here, and UDP
+        // sessions "session-timeout", each as a case of its own above.
+        }
+    }
+
+    /// Whether `accessLog.sample` applies: a connection both sides closed in turn. Every
+    /// other end (failures, resets, timeouts, forced closes) is always logged.
+    public var isSampled: Bool {
+        if case .completed = self { return true }
+        return false
     }
 }
 
@@ -88,9 +123,10 @@ public struct ConnectionState: Sendable, Equatable {
         return close(reason)
     }
 
-    /// Every endpoint that could take the connection is full, and there is no room to wait.
-    public mutating func allFull() -> Action {
-        close(.overLimit)
+    /// Every endpoint that could take the connection is full, and there is no room to wait
+    /// (`queueFull`: the service has a queue, and it is full).
+    public mutating func allFull(queueFull: Bool = false) -> Action {
+        close(queueFull ? .queueFull : .overLimit)
     }
 
     /// Waited in the queue too long.
@@ -147,6 +183,12 @@ public struct ConnectionState: Sendable, Equatable {
         return close(.drainDeadline)
     }
 
+    /// Closed from the admin port.
+    public mutating func adminClose() -> Action {
+        guard phase != .closed else { return .none }
+        return close(.adminClose)
+    }
+
     /// Whether bytes from `side` may still arrive (its read side is open).
     public func isReading(from side: Side) -> Bool {
         phase == .relaying && flow(from: side) == .open
@@ -154,7 +196,7 @@ public struct ConnectionState: Sendable, Equatable {
 
     private mutating func passFin(from side: Side) -> Action {
         setFlow(from: side, .finished)
-        if flow(from: side.peer) == .finished { return close(.completed) }
+        if flow(from: side.peer) == .finished { return close(.completed(closedFirst: side.peer)) }
         return .shutdownWrite(side.peer)
     }
 

@@ -43,10 +43,13 @@ public final class Proxy: @unchecked Sendable {
     public let open = Atomic<Int>(0)
     /// Connections this worker has accepted since start (read from any thread).
     public let accepted = Atomic<Int>(0)
+    /// This worker's side of the connection log.
+    let accessLog: AccessLogBuffer
 
-    init(loop: EventLoop, index: Int, totals: Workers.Totals, maxConnections: Int, descriptorCapacity: Int) {
+    init(loop: EventLoop, index: Int, totals: Workers.Totals, maxConnections: Int, descriptorCapacity: Int, accessLog: AccessLogBuffer) {
         self.loop = loop
         self.index = index
+        self.accessLog = accessLog
         self.totals = totals
         self.maxConnections = maxConnections
         self.descriptorCapacity = descriptorCapacity
@@ -113,11 +116,11 @@ public final class Proxy: @unchecked Sendable {
     }
 
     /// Ends every open session of `service` (every session when nil), or only those to its
-    /// `endpoint`.
-    func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil) {
+    /// `endpoint`, as `reason` (a drain deadline, or the admin port's close).
+    func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil, because reason: CloseReason = .drainDeadline) {
         for session in sessions.values where (service == nil || session.service === service)
             && (endpoint == nil || session.endpoint === endpoint) {
-            session.forceClose()
+            session.forceClose(reason)
         }
         udp?.closeSessions(of: service, endpoint: endpoint)
     }
@@ -127,8 +130,10 @@ public final class Proxy: @unchecked Sendable {
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)
             service.connectionRefused()
+            let client = PeerAddress(peerOf: fd)
+            if accessLog.isOn { accessLog.record(refusedRecord(client: client, service: service)) }
             Socket.close(fd)
-            Log.debug("service \(service.name): connection refused: limits.maxConnections (\(maxConnections)) reached")
+            Log.debug("service \(service.name): client \(client?.description ?? "?"): connection refused: limits.maxConnections (\(maxConnections)) reached")
             return
         }
         // TCP_NODELAY comes from the listening socket (see `Socket.listen`).
@@ -143,6 +148,12 @@ public final class Proxy: @unchecked Sendable {
             Log.warning("listeners paused: \(inAll) connections open, as many as the file descriptor limit allows; resuming as connections close")
         }
         session.start()
+    }
+
+    /// The connection log's line for a client refused at `limits.maxConnections`.
+    private func refusedRecord(client: PeerAddress?, service: Service) -> ConnectionRecord {
+        ConnectionRecord(start: loop.now, durationMs: 0, client: client, listen: service.config.listen, service: service.name,
+                         endpoint: nil, attempts: 0, queueMs: 0, connectMs: nil, bytesIn: 0, bytesOut: 0, end: .globalLimit, worker: index)
     }
 
     private func resumeIfRoom() {

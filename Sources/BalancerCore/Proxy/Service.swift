@@ -311,16 +311,12 @@ public final class Service: @unchecked Sendable {
 
     /// A connect made for a client (on worker `worker`'s thread) failed: counted against
     /// the endpoint's health, unless the cause was local. `error` is nil for a timeout.
+    /// (The session logs it, with its client's address.)
     func connectFailed(_ endpoint: Endpoint, error: SystemError?, now: Double, on worker: Int) {
-        if let error, error.isLocalResourceShortage {
-            lock.withLock {
-                Log.warning("service \(name): connect to \(endpoint.config.name) failed for a local reason: \(error.reason)")
-            }
-        } else {
+        if error?.isLocalResourceShortage != true {
             let reason = error?.reason ?? "connect timed out"
             lock.withLock {
                 endpoint.failedConnects += 1
-                Log.debug("service \(name): connect to \(endpoint.config.name) failed: \(reason)")
                 recordFailureLocked(endpoint, reason: reason, now: now)
             }
         }

@@ -61,6 +61,8 @@ final class Session {
     /// for a few bytes than two splices through a pipe.
     private var splicingFromDownstream = false
     private var splicingFromUpstream = false
+    /// What the connection log's line needs, measured as it happens.
+    private var measure: ConnectionMeasure
 
     init(proxy: Proxy, service: Service, settings: Service.Settings, downstream: Int32) {
         self.proxy = proxy
@@ -70,6 +72,9 @@ final class Session {
         self.downstream = downstream
         self.settings = settings
         state = ConnectionState(retries: settings.config.retries)
+        measure = ConnectionMeasure(start: proxy.loop.now)
+        // Read now: once the client has reset, its address is gone.
+        if proxy.accessLog.isOn { measure.client = PeerAddress(peerOf: downstream) }
         downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, function: { context, events in
             Session.ready(context, .downstream, events)
         })
@@ -84,9 +89,9 @@ final class Session {
         perform(state.start())
     }
 
-    /// Ends the connection on a shutdown's drain deadline.
-    func forceClose() {
-        perform(state.drainDeadline())
+    /// Ends the connection on a shutdown's drain deadline, or from the admin port.
+    func forceClose(_ reason: CloseReason = .drainDeadline) {
+        perform(reason == .adminClose ? state.adminClose() : state.drainDeadline())
     }
 
     // MARK: Actions
@@ -110,9 +115,10 @@ final class Session {
             perform(state.noEndpoint())
         case .queued:
             queued = true
+            measure.queued(now)
             timer.start(after: settings.config.queue?.timeout ?? 0)
         case .allFull:
-            perform(state.allFull())
+            perform(state.allFull(queueFull: settings.config.queue != nil))
         case .endpoint(let endpoint):
             connect(to: endpoint)
         }
@@ -127,10 +133,12 @@ final class Session {
             return false
         case .noneUp:
             queued = false
+            measure.leftQueue(now)
             timer.stop()
             perform(state.noEndpoint())
         case .endpoint(let endpoint):
             queued = false
+            measure.leftQueue(now)
             timer.stop()
             connect(to: endpoint)
         }
@@ -145,6 +153,7 @@ final class Session {
     private func connect(to endpoint: Endpoint) {
         self.endpoint = endpoint
         holdsSlot = true  // taken by `choose`
+        measure.connectStarted(now)
         let fd: Int32
         do {
             fd = try Socket.open(family: endpoint.address.family)
@@ -174,6 +183,7 @@ final class Session {
     /// `error` is nil for a connect timeout.
     private func connectFailed(_ error: SystemError?) {
         if let endpoint, holdsSlot {
+            logConnectFailure(to: endpoint, error)
             // Gives the slot back too.
             service.connectFailed(endpoint, error: error, now: now, on: proxy.index)
             holdsSlot = false
@@ -187,6 +197,7 @@ final class Session {
     private func connectSucceeded() {
         guard let endpoint else { return }
         timer.stop()
+        measure.connected(now)
         service.connectSucceeded(endpoint)
         perform(state.connected())
     }
@@ -254,9 +265,14 @@ final class Session {
         // (served by another worker's thread, perhaps) already shows it.
         if queued {
             queued = false
+            measure.leftQueue(now)
             service.leaveQueue(self, timedOut: false)
         }
         service.connectionClosed(failed: reason.isFailure)
+        if reason.isFailure {
+            Log.info("service \(service.name): client \(clientDescription): connection closed: \(describe(reason))")
+        }
+        if proxy.accessLog.isOn { proxy.accessLog.record(record(reason)) }
         dropUpstream()
         releaseSlot()
         Socket.close(downstream)
@@ -265,10 +281,33 @@ final class Session {
         // A pipe kept here still holds bytes: it cannot go back to the pool.
         if let held = pipeToUpstream { PipePool.close(held.pipe); pipeToUpstream = nil }
         if let held = pipeToDownstream { PipePool.close(held.pipe); pipeToDownstream = nil }
-        if reason.isFailure {
-            Log.info("service \(service.name): client connection closed: \(describe(reason))")
-        }
         proxy.sessionClosed(self)
+    }
+
+    /// The connection log's line, as the connection ends.
+    private func record(_ reason: CloseReason) -> ConnectionRecord {
+        let served = reason == .connectFailed ? failed.last : endpoint
+        return ConnectionRecord(
+            start: measure.start, durationMs: ConnectionMeasure.milliseconds(now - measure.start),
+            client: measure.client ?? PeerAddress(peerOf: downstream), listen: settings.config.listen, service: service.name,
+            endpoint: served?.address, attempts: measure.attempts, queueMs: ConnectionMeasure.milliseconds(measure.queueTime),
+            connectMs: measure.connectTime.map(ConnectionMeasure.milliseconds), bytesIn: measure.bytesIn, bytesOut: measure.bytesOut,
+            end: reason, worker: proxy.index)
+    }
+
+    /// The client's `ip:port` for the daemon's log lines (`?` once it has gone).
+    private var clientDescription: String {
+        (measure.client ?? PeerAddress(peerOf: downstream))?.description ?? "?"
+    }
+
+    /// A connect made for this client failed: logged with the client's address (a local
+    /// cause, such as no descriptor left, as a warning).
+    private func logConnectFailure(to endpoint: Endpoint, _ error: SystemError?) {
+        if let error, error.isLocalResourceShortage {
+            Log.warning("service \(service.name): client \(clientDescription): connect to \(endpoint.config.name) failed for a local reason: \(error.reason)")
+        } else {
+            Log.debug("service \(service.name): client \(clientDescription): connect to \(endpoint.config.name) failed: \(error?.reason ?? "connect timed out")")
+        }
     }
 
     private func describe(_ reason: CloseReason) -> String {
@@ -276,6 +315,7 @@ final class Session {
         case .connectFailed: "every connect failed (\(state.attempts) tried)"
         case .noHealthyEndpoint: "no endpoint is up"
         case .overLimit: "every endpoint is at its connection limit"
+        case .queueFull: "every endpoint is at its connection limit and the queue is full"
         case .queueTimeout: "waited \(DurationText.format(settings.config.queue?.timeout ?? 0)) in the queue"
         default: "\(reason)"
         }
@@ -319,6 +359,7 @@ final class Session {
         switch state.phase {
         case .connecting where queued:
             queued = false
+            measure.leftQueue(now)
             service.leaveQueue(self, timedOut: true)
             perform(state.queueTimeout())
         case .connecting:
@@ -498,9 +539,11 @@ final class Session {
         guard n > 0, let counted else { return }
         counted._withUnsafeGuaranteedRef { endpoint in
             if source == .downstream {
+                measure.bytesIn &+= UInt64(n)
                 service.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
                 endpoint.bytesIn.wrappingAdd(UInt64(n), ordering: .relaxed)
             } else {
+                measure.bytesOut &+= UInt64(n)
                 service.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
                 endpoint.bytesOut.wrappingAdd(UInt64(n), ordering: .relaxed)
             }

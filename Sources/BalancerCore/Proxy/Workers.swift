@@ -42,6 +42,8 @@ public final class Workers: @unchecked Sendable {
     private var started = false
     /// Called on the main thread once no connection is open on any worker, after `drain()`.
     private var onDrained: (() -> Void)?
+    /// The connection log, with one buffer per worker.
+    public let accessLog: AccessLog
 
     public init(mainLoop: EventLoop, config: Config) {
         count = Self.resolveCount(config.workers)
@@ -49,8 +51,11 @@ public final class Workers: @unchecked Sendable {
         let loops = [mainLoop] + threads.map(\.loop)
         let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
         let totals = totals
+        let accessLog = AccessLog(workers: count)
+        self.accessLog = accessLog
         proxies = loops.enumerated().map { index, loop in
-            Proxy(loop: loop, index: index, totals: totals, maxConnections: config.maxConnections, descriptorCapacity: capacity)
+            Proxy(loop: loop, index: index, totals: totals, maxConnections: config.maxConnections, descriptorCapacity: capacity,
+                  accessLog: accessLog.buffers[index])
         }
         services = config.services.map(Service.init)
     }
@@ -177,11 +182,11 @@ public final class Workers: @unchecked Sendable {
     }
 
     /// Ends every open session of `service` (every session when nil), or only those to its
-    /// `endpoint`, on every worker.
-    public func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil) {
-        proxies[0].closeSessions(of: service, endpoint: endpoint)
+    /// `endpoint`, on every worker, as `reason` (`.drainDeadline` or `.adminClose`).
+    public func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil, because reason: CloseReason = .drainDeadline) {
+        proxies[0].closeSessions(of: service, endpoint: endpoint, because: reason)
         for proxy in proxies.dropFirst() {
-            proxy.loop.post { proxy.closeSessions(of: service, endpoint: endpoint) }
+            proxy.loop.post { proxy.closeSessions(of: service, endpoint: endpoint, because: reason) }
         }
     }
 
@@ -203,9 +208,11 @@ public final class Workers: @unchecked Sendable {
         done()
     }
 
-    /// Stops the worker threads (after what was posted to them) and waits for them.
+    /// Stops the worker threads (after what was posted to them) and waits for them, then
+    /// writes out the connection log's last lines.
     public func stop() {
         threads.forEach { $0.stop() }
+        accessLog.stop()
     }
 
     /// Runs `body` with each worker's proxy on that worker's thread (worker 0 here, on the
