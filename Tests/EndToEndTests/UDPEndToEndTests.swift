@@ -122,6 +122,32 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func connectionLog_hasOneLinePerSession_endingInSessionTimeout_withDatagramCounts() throws {
+        let echo = try backend("e", mode: "udp-echo")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let logPath = Harness.temporaryDirectory().appendingPathComponent("access.log").path
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [echo.address], extra: ["sessionTimeout: 300ms"],
+                                                          top: ["accessLog: {path: \(logPath)}"]))
+        let client = try UDPClient(port: port)
+        #expect(client.ask("12345") == "12345")
+        #expect(client.ask("123") == "123")
+        var lines: [String] = []
+        #expect(Harness.waitUntil(timeout: 5) {
+            lines = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            return !lines.isEmpty
+        })
+        let record = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+        #expect(record["end"] as? String == "session-timeout")
+        #expect(record["service"] as? String == "udp")
+        #expect(record["endpoint"] as? String == echo.address)
+        #expect(record["datagramsIn"] as? Int == 2)
+        #expect(record["datagramsOut"] as? Int == 2)
+        #expect(record["bytesIn"] as? Int == 8)
+        #expect(record["bytesOut"] as? Int == 8)
+        #expect(record["attempts"] as? Int == 1)
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func ipv6_listenerAndEndpoint() throws {
         let a = try backend("a", host: "::1")
         let port = Harness.freePort(), admin = Harness.freePort()

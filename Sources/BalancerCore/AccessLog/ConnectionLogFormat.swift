@@ -61,6 +61,12 @@ public enum ConnectionLogFormat {
         quoted { appendEscaped(r.end.logName, to: &$0) }
         key("worker")
         appendDecimal(UInt64(max(0, r.worker)), to: &out)
+        if let datagrams = r.datagrams {
+            key("datagramsIn")
+            appendDecimal(UInt64(max(0, datagrams.in)), to: &out)
+            key("datagramsOut")
+            appendDecimal(UInt64(max(0, datagrams.out)), to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -92,6 +98,12 @@ public enum ConnectionLogFormat {
         out.append(contentsOf: r.end.logName.utf8)
         out.append(space)
         appendDecimal(UInt64(max(0, r.worker)), to: &out)
+        if let datagrams = r.datagrams {
+            out.append(space)
+            appendDecimal(UInt64(max(0, datagrams.in)), to: &out)
+            out.append(space)
+            appendDecimal(UInt64(max(0, datagrams.out)), to: &out)
+        }
     }
 
     private static func appendLiteral(_ text: StaticString, to out: inout [UInt8]) {

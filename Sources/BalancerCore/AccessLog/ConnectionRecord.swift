@@ -25,6 +25,16 @@ public struct ConnectionRecord: Sendable, Equatable {
     public var bytesOut: UInt64
     public var end: CloseReason
     public var worker: Int
+    /// UDP sessions: datagrams from the client and to it (the line adds `datagramsIn` and
+    /// `datagramsOut`); nil for TCP connections.
+    public var datagrams: (in: Int, out: Int)?
+
+    public static func == (lhs: ConnectionRecord, rhs: ConnectionRecord) -> Bool {
+        lhs.start == rhs.start && lhs.durationMs == rhs.durationMs && lhs.client == rhs.client && lhs.listen == rhs.listen
+            && lhs.service == rhs.service && lhs.endpoint == rhs.endpoint && lhs.attempts == rhs.attempts && lhs.queueMs == rhs.queueMs
+            && lhs.connectMs == rhs.connectMs && lhs.bytesIn == rhs.bytesIn && lhs.bytesOut == rhs.bytesOut && lhs.end == rhs.end
+            && lhs.worker == rhs.worker && lhs.datagrams?.in == rhs.datagrams?.in && lhs.datagrams?.out == rhs.datagrams?.out
+    }
 
     public init(start: Double, durationMs: Int, client: PeerAddress?, listen: SocketAddress, service: String, endpoint: SocketAddress?,
                 attempts: Int, queueMs: Int, connectMs: Int?, bytesIn: UInt64, bytesOut: UInt64, end: CloseReason, worker: Int) {

@@ -33,6 +33,8 @@ public enum CloseReason: Sendable, Equatable {
     case drainDeadline
     /// Closed from the admin port (`POST .../close`).
     case adminClose
+    /// UDP: the session was silent both ways for its service's `sessionTimeout`.
+    case sessionTimeout
 
     /// True when the client was never served.
     public var isFailure: Bool {
@@ -58,16 +60,19 @@ public enum CloseReason: Sendable, Equatable {
         case .globalLimit: "global-limit"
         case .drainDeadline: "drain-deadline"
         case .adminClose: "admin-close"
-        // TLS routing by SNI adds "not-tls", "unmatched" and "hello-timeout" here, and UDP
-        // sessions "session-timeout", each as a case of its own above.
+        case .sessionTimeout: "session-timeout"
+        // TLS routing by SNI adds "not-tls", "unmatched" and "hello-timeout" here, each as
+        // a case of its own above.
         }
     }
 
     /// Whether `accessLog.sample` applies: a connection both sides closed in turn. Every
     /// other end (failures, resets, timeouts, forced closes) is always logged.
     public var isSampled: Bool {
-        if case .completed = self { return true }
-        return false
+        switch self {
+        case .completed, .sessionTimeout: return true
+        default: return false
+        }
     }
 }
 

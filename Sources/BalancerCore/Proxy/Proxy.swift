@@ -122,7 +122,7 @@ public final class Proxy: @unchecked Sendable {
             && (endpoint == nil || session.endpoint === endpoint) {
             session.forceClose(reason)
         }
-        udp?.closeSessions(of: service, endpoint: endpoint)
+        udp?.closeSessions(of: service, endpoint: endpoint, because: reason)
     }
 
     private func accepted(_ fd: Int32, for service: Service) {

@@ -77,7 +77,7 @@ final class UDPProxy {
         }
         listeners = next
         for listener in old.values {
-            for session in sessions.values where session.listenerFD == listener.fd { end(session) }
+            for session in sessions.values where session.listenerFD == listener.fd { end(session, .drainDeadline) }
             listener.watcher?.stop()
             if let watcher = listener.watcher { loop.retire(watcher) }
             DatagramSocket.close(listener.fd)
@@ -98,10 +98,10 @@ final class UDPProxy {
     }
 
     /// Ends the sessions of `service` (all when nil) to `endpoint` (any when nil), now.
-    func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil) {
+    func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil, because reason: CloseReason = .drainDeadline) {
         for session in sessions.values where (service == nil || session.service === service)
             && (endpoint == nil || session.endpoint === endpoint) {
-            end(session)
+            end(session, reason)
         }
     }
 
@@ -176,6 +176,7 @@ final class UDPProxy {
                 switch try DatagramSocket.send(session.upstream, payload) {
                 case .done(let sent):
                     session.datagramsIn += 1
+                    session.bytesIn += UInt64(sent)
                     service.datagramsIn.wrappingAdd(1, ordering: .relaxed)
                     service.bytesIn.wrappingAdd(UInt64(sent), ordering: .relaxed)
                     session.endpoint?.bytesIn.wrappingAdd(UInt64(sent), ordering: .relaxed)
@@ -198,6 +199,7 @@ final class UDPProxy {
         guard let endpoint = service.chooseForDatagrams(excluding: session.refused, now: now, clientKey: session.clientKey) else {
             return false
         }
+        session.attempts += 1
         do throws(SystemError) {
             let fd = try DatagramSocket.connected(to: endpoint.address)
             let watcher = IOWatcher(loop: loop, fd: fd) { [unowned self, unowned session] _ in self.readEndpoint(session) }
@@ -240,6 +242,7 @@ final class UDPProxy {
             for index in 0..<received { bytes += outbound.payload(index).count }
             let sent = (try? outbound.send(received, on: session.listenerFD, to: session.client, from: session.local)) ?? 0
             session.datagramsOut += sent
+            session.bytesOut += UInt64(bytes)
             service.datagramsOut.wrappingAdd(UInt64(sent), ordering: .relaxed)
             if sent < received { service.droppedDatagrams.wrappingAdd(UInt64(received - sent), ordering: .relaxed) }
             service.bytesOut.wrappingAdd(UInt64(bytes), ordering: .relaxed)
@@ -266,7 +269,7 @@ final class UDPProxy {
     private func sweep() {
         let now = loop.now
         for session in sessions.values where now - session.lastActive >= session.settings.config.sessionTimeout {
-            end(session)
+            end(session, .sessionTimeout)
         }
         if sessions.isEmpty {
             sweeper.stop()
@@ -274,10 +277,21 @@ final class UDPProxy {
         }
     }
 
-    private func end(_ session: UDPSession) {
+    private func end(_ session: UDPSession, _ reason: CloseReason) {
         guard sessions.removeValue(forKey: session.key) != nil else { return }
         if let watcher = session.watcher { loop.retire(watcher) }
+        let served = session.endpoint ?? session.refused.last
         if let endpoint = session.detach() { session.service.release(endpoint, on: proxy.index) }
+        if proxy.accessLog.isOn {
+            let now = loop.now
+            var record = ConnectionRecord(start: session.started, durationMs: Int((now - session.started) * 1000),
+                                          client: PeerAddress(session.client.socketAddress), listen: session.service.config.listen,
+                                          service: session.service.name, endpoint: served?.address, attempts: session.attempts,
+                                          queueMs: 0, connectMs: nil, bytesIn: session.bytesIn, bytesOut: session.bytesOut,
+                                          end: reason, worker: proxy.index)
+            record.datagrams = (session.datagramsIn, session.datagramsOut)
+            proxy.accessLog.record(record)
+        }
         // A session none of whose datagrams reached an endpoint was not served.
         session.service.connectionClosed(failed: session.datagramsIn == 0)
         proxy.totals.open.wrappingSubtract(1, ordering: .relaxed)

@@ -25,6 +25,12 @@ final class UDPSession {
     var lastActive: Double
     var datagramsIn = 0
     var datagramsOut = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// Loop time when its first datagram arrived.
+    let started: Double
+    /// Endpoints tried for it (for the connection log's `attempts`).
+    var attempts = 0
 
     init(key: UDPProxy.SessionKey, service: Service, settings: Service.Settings, listenerFD: Int32,
          client: DatagramAddress, local: DatagramAddress?, clientKey: UInt64, now: Double) {
@@ -36,6 +42,7 @@ final class UDPSession {
         self.local = local
         self.clientKey = clientKey
         lastActive = now
+        started = now
     }
 
     /// Takes `endpoint` (a slot already taken in it) through `socket`, connected to it.
