@@ -16,9 +16,11 @@ cd "$root"
 # scraping the admin port); systemd (systemd-analyze and systemd-socket-activate; systemd
 # need not be running); dnsmasq-base (the dnsmasq binary, without a system service) and
 # PyPI's dnslib (DNS servers); bind9-dnsutils (dig); chromium, chromium-driver and PyPI's
-# selenium (the status page in a real browser).
+# selenium (the status page in a real browser); iperf3 (UDP through balancerd); nginx and
+# curl (TLS endpoints and a client for the routing by server name).
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
-    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver
+    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver \
+    iperf3 nginx curl
 ensure_python_modules dnslib selenium
 trap 'stop_strays "$root"' EXIT
 

@@ -213,7 +213,7 @@ import Testing
           - {name: data, listen: 127.0.0.1:\(port), protocol: udp, endpoints: [127.0.0.1:\(serverPort)]}
         """)
         usleep(200_000)
-        let output = try Self.run("/usr/bin/iperf3", ["-c", "127.0.0.1", "-p", String(port), "-u", "-b", "50M", "-l", "1400", "-t", "1", "--json"], timeout: 15)
+        let output = try Harness.run("/usr/bin/iperf3", ["-c", "127.0.0.1", "-p", String(port), "-u", "-b", "50M", "-l", "1400", "-t", "1", "--json"], timeout: 15)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
         let summary = ((json["end"] as? [String: Any])?["sum"] as? [String: Any]) ?? [:]
         #expect(summary["packets"] as? Int ?? 0 > 1000, "iperf3 said: \(output.prefix(500))")
@@ -225,22 +225,8 @@ import Testing
     // MARK: Tools
 
     private static func dig(port: UInt16, name: String) throws -> String {
-        try run("/usr/bin/dig", ["@127.0.0.1", "-p", String(port), "+short", "+tries=1", "+time=2", name], timeout: 5)
+        try Harness.run("/usr/bin/dig", ["@127.0.0.1", "-p", String(port), "+short", "+tries=1", "+time=2", name], timeout: 5)
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Runs a tool and returns what it printed, at most `timeout` seconds.
-    private static func run(_ path: String, _ arguments: [String], timeout: Double) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
-        let text = Harness.readAll(from: output.fileHandleForReading.fileDescriptor, timeout: timeout)
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        return text
-    }
 }

@@ -5,6 +5,8 @@ public struct AdminRoutes {
     public var services: () -> [Service]
     public var workers: () -> [Workers.Figures]
     public var info: RuntimeInfo
+    /// The addresses shared by server name, with the connections they closed.
+    public var listeners: () -> [StatsRenderer.ListenerFigures]
     /// The names followed in DNS.
     public var dns: () -> [DNSDiscovery.Status]
     /// etcd, when the configuration follows it.
@@ -20,7 +22,9 @@ public struct AdminRoutes {
                 dns: @escaping () -> [DNSDiscovery.Status] = { [] }, etcd: @escaping () -> EtcdDiscovery.Status? = { nil },
                 control: @escaping (RuntimeCommand) -> RuntimeCommand.Outcome = { _ in .unknownService },
                 access: @escaping () -> AdminAccess = { AdminAccess() },
-                accessLog: @escaping () -> AccessLog.Figures = { AccessLog.Figures() }) {
+                accessLog: @escaping () -> AccessLog.Figures = { AccessLog.Figures() },
+                listeners: @escaping () -> [StatsRenderer.ListenerFigures] = { [] }) {
+        self.listeners = listeners
         self.info = info
         self.services = services
         self.workers = workers
@@ -47,10 +51,10 @@ public struct AdminRoutes {
         case "/healthz":
             return AdminResponse(status: 200, body: "ok")
         case "/stats":
-            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog()))
+            return AdminResponse(status: 200, contentType: "application/json", body: StatsRenderer.json(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog(), listeners: listeners()))
         default:
             return AdminResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog()))
+                                 body: StatsRenderer.prometheus(services: services(), info: info, workers: workers(), dns: dns(), etcd: etcd(), accessLog: accessLog(), listeners: listeners()))
         }
     }
 }

@@ -3,10 +3,26 @@
 /// each service's figures are consistent while the workers go on; nothing is kept between
 /// requests.
 public enum StatsRenderer {
+    /// An address shared by server name: connections closed before reaching a service.
+    public struct ListenerFigures: Sendable {
+        public var listen: String
+        public var unmatched: Int
+        public var notTLS: Int
+        public var timeouts: Int
+
+        public init(listen: String, unmatched: Int, notTLS: Int, timeouts: Int) {
+            self.listen = listen
+            self.unmatched = unmatched
+            self.notTLS = notTLS
+            self.timeouts = timeouts
+        }
+    }
+
     // MARK: JSON
 
     public static func json(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
-                            etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures()) -> String {
+                            etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures(),
+                            listeners: [ListenerFigures] = []) -> String {
         let services = live.map { $0.snapshot() }
         var out = "{"
         out += "\"version\":\(quote(BalancerVersion.string)),"
@@ -26,6 +42,10 @@ public enum StatsRenderer {
         out += dns.map { name in
             "{\"name\":\(quote(name.name)),\"type\":\(quote(name.type.rawValue)),\"addresses\":\(name.addresses),"
                 + "\"lastResolved\":\(name.lastResolved.map(seconds) ?? "null"),\"lastError\":\(name.lastError.map(quote) ?? "null")}"
+        }.joined(separator: ",")
+        out += "],\"listeners\":["
+        out += listeners.map {
+            "{\"listen\":\(quote($0.listen)),\"unmatched\":\($0.unmatched),\"notTLS\":\($0.notTLS),\"timeouts\":\($0.timeouts)}"
         }.joined(separator: ",")
         out += "],\"discovery\":{"
         if let etcd {
@@ -99,7 +119,8 @@ public enum StatsRenderer {
     // MARK: Prometheus
 
     public static func prometheus(services live: [Service], info: RuntimeInfo, workers: [Workers.Figures] = [], dns: [DNSDiscovery.Status] = [],
-                                  etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures()) -> String {
+                                  etcd: EtcdDiscovery.Status? = nil, accessLog: AccessLog.Figures = AccessLog.Figures(),
+                                  listeners: [ListenerFigures] = []) -> String {
         let services = live.map { $0.snapshot() }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: () -> Void) {
@@ -201,6 +222,13 @@ public enum StatsRenderer {
         family("balancerd_access_log_lines_total", "counter", "Connection log lines, written or dropped (a full buffer or a file that cannot be written).") {
             sample("balancerd_access_log_lines_total", [("result", "written")], accessLog.written)
             sample("balancerd_access_log_lines_total", [("result", "dropped")], accessLog.dropped)
+        }
+        family("balancerd_listener_closed_total", "counter", "Connections to an address shared by server name closed before reaching a service, by why.") {
+            for listener in listeners {
+                sample("balancerd_listener_closed_total", [("listen", listener.listen), ("reason", "unmatched")], listener.unmatched)
+                sample("balancerd_listener_closed_total", [("listen", listener.listen), ("reason", "not-tls")], listener.notTLS)
+                sample("balancerd_listener_closed_total", [("listen", listener.listen), ("reason", "hello-timeout")], listener.timeouts)
+            }
         }
         if let etcd {
             family("balancerd_discovery_connected", "gauge", "1 while the discovery store is connected and watched, else 0.") {

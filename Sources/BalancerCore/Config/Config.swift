@@ -171,6 +171,11 @@ public struct ServiceConfig: Sendable, Equatable {
     public var transport: TransportProtocol = .tcp
     /// UDP: a client address and port silent this long, both ways, is forgotten.
     public var sessionTimeout: Double = 30
+    /// TLS server names (`host`, `*.domain`, `*`) that choose this service among those
+    /// sharing its listen address; empty for a plain service.
+    public var serverNames: [String] = []
+    /// With `serverNames`: how long a client may take to send its whole ClientHello.
+    public var helloTimeout: Double = 5
 
     /// What must be unique among services: the address and the protocol.
     public struct ListenKey: Hashable, Sendable {

@@ -311,9 +311,9 @@ final class ConfigParser {
 
     /// The keys a service shares with `defaults`.
     private static let timingKeys = ["connectTimeout", "idleTimeout", "drainTimeout", "retries", "healthCheck",
-                                     "balance", "proxyProtocol", "queue", "dns", "sessionTimeout"]
+                                     "balance", "proxyProtocol", "queue", "dns", "sessionTimeout", "helloTimeout"]
     /// Keys that only one protocol has: set on a service of the other, they are errors.
-    private static let tcpOnlyKeys = ["proxyProtocol", "queue", "idleTimeout"]
+    private static let tcpOnlyKeys = ["proxyProtocol", "queue", "idleTimeout", "serverNames", "helloTimeout"]
     private static let udpOnlyKeys = ["sessionTimeout"]
 
     private func parseDefaults(_ node: Node, into template: inout ServiceConfig) {
@@ -356,6 +356,9 @@ final class ConfigParser {
             }
             service.queue = config
         }
+        if let f = map["helloTimeout"] {
+            service.helloTimeout = duration(f.value, path("helloTimeout"), allowZero: false) ?? service.helloTimeout
+        }
         if let f = map["sessionTimeout"] {
             service.sessionTimeout = duration(f.value, path("sessionTimeout"), allowZero: false) ?? service.sessionTimeout
         }
@@ -392,16 +395,31 @@ final class ConfigParser {
         var services: [ServiceConfig] = []
         var names: [String: Int] = [:]
         var listens: [ServiceConfig.ListenKey: String] = [:]
+        // Per shared address: the server names taken, by which service.
+        var serverNameTables: [ServiceConfig.ListenKey: ServerNameTable<String>] = [:]
         for (index, item) in list.enumerated() {
             let key = "services[\(index)]"
             guard let service = parseService(item, key: key, template: template, requireName: true) else { continue }
+            if !service.serverNames.isEmpty {
+                var table = serverNameTables[service.listenKey] ?? ServerNameTable<String>()
+                for (position, name) in service.serverNames.enumerated() where !table.add(name, service.name) {
+                    let node = serverNamesNode?.sequence.flatMap { $0.count > position ? $0[position] : nil }
+                    fail(at: node ?? item, "\(key).serverNames[\(position)]",
+                         name == "*" ? "another service on \(service.listen) already has \"*\"" : "'\(name)' is already a server name on \(service.listen)")
+                }
+                serverNameTables[service.listenKey] = table
+            }
             if let first = names[service.name] {
                 fail(at: nameNode ?? item, "\(key).name", "'\(service.name)' is already the name of services[\(first)]")
             } else if !service.name.isEmpty {
                 names[service.name] = index
             }
             if let other = listens[service.listenKey] {
-                fail(at: listenNode ?? item, "\(key).listen", "\(service.listen) is already the listen address of service \(other)")
+                let sharing = services.filter { $0.listenKey == service.listenKey }
+                if service.serverNames.isEmpty || sharing.contains(where: \.serverNames.isEmpty) {
+                    fail(at: listenNode ?? item, "\(key).listen",
+                         "\(service.listen) is already the listen address of service \(other) (services may share one when each has serverNames)")
+                }
             } else {
                 listens[service.listenKey] = service.name
             }
@@ -414,6 +432,7 @@ final class ConfigParser {
     /// caller reports about them.
     private var nameNode: Node?
     private var listenNode: Node?
+    private var serverNamesNode: Node?
     /// With `discovery.etcd`, `endpoints: []` is allowed.
     var allowEmptyEndpoints = false
 
@@ -421,9 +440,10 @@ final class ConfigParser {
     /// etcd value (`key` is empty, and the name may come from the key instead).
     func parseService(_ item: Node, key: String, template: ServiceConfig, requireName: Bool) -> ServiceConfig? {
         let dot = key.isEmpty ? "" : "\(key)."
-        let allowed = ["name", "listen", "protocol", "mode", "failback", "endpoints"] + Self.timingKeys
+        let allowed = ["name", "listen", "protocol", "mode", "failback", "serverNames", "endpoints"] + Self.timingKeys
         nameNode = nil
         listenNode = nil
+        serverNamesNode = nil
         guard let map = fields(item, key, allowed: allowed) else { return nil }
         var service = template
 
@@ -448,6 +468,22 @@ final class ConfigParser {
 
         if let f = map["protocol"] {
             service.transport = enumValue(f.value, "\(dot)protocol", TransportProtocol.self) ?? service.transport
+        }
+        if let f = map["serverNames"] {
+            serverNamesNode = f.value
+            if let list = f.value.sequence, list.count > 0 {
+                for (index, item) in list.enumerated() {
+                    guard let name = string(item, "\(dot)serverNames[\(index)]") else { continue }
+                    let bare = name.hasPrefix("*.") ? String(name.dropFirst(2)) : name
+                    if name == "*" || DNSName.isValid(bare) {
+                        service.serverNames.append(name)
+                    } else {
+                        fail(at: item, "\(dot)serverNames[\(index)]", "'\(name)' is not a server name (host, *.domain or *)")
+                    }
+                }
+            } else {
+                fail(at: f.value, "\(dot)serverNames", "expected a list of server names (host, *.domain or *)")
+            }
         }
         if let f = map["mode"] { service.mode = enumValue(f.value, "\(dot)mode", FailoverMode.self) ?? service.mode }
         if let f = map["failback"] { service.failback = boolean(f.value, "\(dot)failback") ?? service.failback }

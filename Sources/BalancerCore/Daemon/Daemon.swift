@@ -79,7 +79,8 @@ public final class Daemon {
                                                 etcd: { [unowned self] in self.etcd?.status },
                                                 control: { [unowned self] in self.runtime.perform($0) },
                                                 access: { [unowned self] in AdminAccess(self.config.admin) },
-                                                accessLog: { [unowned self] in self.workers.accessLog.figures }))
+                                                accessLog: { [unowned self] in self.workers.accessLog.figures },
+                                                listeners: { [unowned self] in self.workers.listenerFigures }))
         runtime.services = { [unowned self] in self.workers.services }
         runtime.reapply = { [unowned self] in self.applyServiceMap(trigger: "admin") }
         runtime.closeSessions = { [unowned self] in self.workers.closeSessions(of: $0, endpoint: $1, because: .adminClose) }

@@ -22,6 +22,8 @@ final class Listener {
         pauseTimer.handler = { [unowned self] in if self.accepting { self.watcher.start() } }
     }
 
+    var isStarted: Bool { accepting }
+
     func start() {
         accepting = true
         watcher.start()

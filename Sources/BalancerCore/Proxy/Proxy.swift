@@ -66,12 +66,25 @@ public final class Proxy: @unchecked Sendable {
     /// its configuration names. A listener whose address stays keeps its socket, so no
     /// client is refused; `sockets` are this worker's newly bound ones; listeners left with
     /// no service are closed. Open sessions keep the service objects they started with.
-    func install(_ services: [(service: Service, listen: ServiceConfig.ListenKey)], sockets: [ServiceConfig.ListenKey: Int32]) {
+    /// An address in `routes` is shared by services with server names: its listener reads
+    /// each client's ClientHello first (see `HelloReader`) to pick the service.
+    func install(_ services: [(service: Service, listen: ServiceConfig.ListenKey)], sockets: [ServiceConfig.ListenKey: Int32],
+                 routes: [SocketAddress: ListenerRoute] = [:]) {
         var old: [SocketAddress: Listener] = [:]
         for listener in listeners { old[listener.address] = listener }
         var next: [Listener] = []
+        var routed: Set<SocketAddress> = []
         for (service, key) in services where key.transport == .tcp {
             let address = key.address
+            if let route = routes[address] {
+                // One listener for every service of the address.
+                guard routed.insert(address).inserted else { continue }
+                guard let listener = old.removeValue(forKey: address) ?? sockets[key].map({ Listener(loop: loop, fd: $0, address: address) }) else { continue }
+                if !listener.isStarted && accepting && !pausedForDescriptors { listener.start() }
+                listener.onAccept = { [unowned self, route] client in self.acceptedForRouting(client, route) }
+                next.append(listener)
+                continue
+            }
             let listener: Listener
             if let kept = old.removeValue(forKey: address) {
                 listener = kept
@@ -111,6 +124,7 @@ public final class Proxy: @unchecked Sendable {
         accepting = false
         listeners.forEach { $0.close() }
         listeners.removeAll()
+        for reader in hellos.values { reader.abandon() }
         // UDP sessions reply through their listening socket: it closes after them.
         udp?.stopAccepting()
     }
@@ -125,8 +139,37 @@ public final class Proxy: @unchecked Sendable {
         udp?.closeSessions(of: service, endpoint: endpoint, because: reason)
     }
 
-    private func accepted(_ fd: Int32, for service: Service) {
+    /// Clients of a shared address whose ClientHello is being read, by descriptor.
+    private var hellos: [Int32: HelloReader] = [:]
+    /// Pending hellos allowed per worker: past it the oldest is dropped, so that a flood of
+    /// slow or junk handshakes costs a bounded amount and cannot starve served connections.
+    static let pendingHellosAllowed = 1024
+
+    private func acceptedForRouting(_ fd: Int32, _ route: ListenerRoute) {
         accepted.wrappingAdd(1, ordering: .relaxed)
+        if hellos.count >= Self.pendingHellosAllowed, let oldest = hellos.values.min(by: { $0.started < $1.started }) {
+            route.figures.timeouts.wrappingAdd(1, ordering: .relaxed)
+            oldest.abandon()
+        }
+        let reader = HelloReader(proxy: self, fd: fd, route: route)
+        hellos[fd] = reader
+        reader.start()
+    }
+
+    /// A ClientHello was read (or not): the connection goes to `service` with the bytes
+    /// read so far, or is closed.
+    func helloFinished(_ reader: HelloReader, service: Service?) {
+        guard hellos.removeValue(forKey: reader.fd) != nil else { return }
+        loop.retire(reader)
+        guard let service else {
+            Socket.close(reader.fd)
+            return
+        }
+        accepted(reader.fd, for: service, preface: reader.bytes, counted: true)
+    }
+
+    private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
+        if !counted { accepted.wrappingAdd(1, ordering: .relaxed) }
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)
             service.connectionRefused()
@@ -138,7 +181,7 @@ public final class Proxy: @unchecked Sendable {
         }
         // TCP_NODELAY comes from the listening socket (see `Socket.listen`).
         let settings = service.connectionOpened()
-        let session = Session(proxy: self, service: service, settings: settings, downstream: fd)
+        let session = Session(proxy: self, service: service, settings: settings, downstream: fd, preface: preface)
         sessions[fd] = session
         open.store(sessions.count + udpSessions, ordering: .relaxed)
         if !pausedForDescriptors, case let inAll = totals.open.load(ordering: .relaxed), inAll >= descriptorCapacity {

@@ -64,7 +64,12 @@ final class Session {
     /// What the connection log's line needs, measured as it happens.
     private var measure: ConnectionMeasure
 
-    init(proxy: Proxy, service: Service, settings: Service.Settings, downstream: Int32) {
+    /// Bytes read from the client before the session existed (a ClientHello read to choose
+    /// the service): sent to the endpoint first, after any PROXY header.
+    private var preface: [UInt8]
+
+    init(proxy: Proxy, service: Service, settings: Service.Settings, downstream: Int32, preface: [UInt8] = []) {
+        self.preface = preface
         self.proxy = proxy
         loopRef = Unmanaged.passUnretained(proxy.loop)
         pipesRef = Unmanaged.passUnretained(proxy.pipes)
@@ -206,21 +211,33 @@ final class Session {
         lastActivity = now
         timer.start(after: settings.config.idleTimeout)
         let version = settings.config.proxyProtocol
-        if version != .off {
-            sendProxyHeader(version)
+        if version != .off || !preface.isEmpty {
+            sendPreface(version)
             if state.phase == .closed { return }
         }
         updateInterest()
     }
 
-    /// The PROXY header goes first on the upstream; what the socket does not take at once
-    /// waits in `toUpstream`, and the client is not read until it is written.
-    private func sendProxyHeader(_ version: ProxyProtocolVersion) {
-        guard let source = Socket.peerAddress(downstream), let destination = Socket.localAddress(downstream) else {
-            perform(state.reset(.downstream))
-            return
+    /// The PROXY header and the bytes read before the session go first on the upstream;
+    /// what the socket does not take at once waits in `toUpstream`, and the client is not
+    /// read until it is written.
+    private func sendPreface(_ version: ProxyProtocolVersion) {
+        var header: [UInt8] = []
+        if version != .off {
+            guard let source = Socket.peerAddress(downstream), let destination = Socket.localAddress(downstream) else {
+                perform(state.reset(.downstream))
+                return
+            }
+            header = ProxyProtocolHeader.proxied(version, source: source, destination: destination)
         }
-        let header = ProxyProtocolHeader.proxied(version, source: source, destination: destination)
+        if !preface.isEmpty, let endpoint {
+            // The client's own bytes, counted as relayed.
+            measure.bytesIn &+= UInt64(preface.count)
+            service.bytesIn.wrappingAdd(UInt64(preface.count), ordering: .relaxed)
+            endpoint.bytesIn.wrappingAdd(UInt64(preface.count), ordering: .relaxed)
+            header += preface
+            preface = []
+        }
         header.withUnsafeBytes { bytes in
             do {
                 var written = 0

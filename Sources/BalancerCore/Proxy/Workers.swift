@@ -76,7 +76,8 @@ public final class Workers: @unchecked Sendable {
     public func bindListeners(_ config: Config) throws(SystemError) {
         let sockets = try bindSockets(for: config.services.map(\.listenKey))
         let pairs = Array(zip(services, config.services.map(\.listenKey)))
-        for proxy in proxies { proxy.install(pairs, sockets: sockets[proxy.index]) }
+        let routes = makeRoutes(pairs)
+        for proxy in proxies { proxy.install(pairs, sockets: sockets[proxy.index], routes: routes) }
         installed = pairs
         bound = Set(config.services.map(\.listenKey))
     }
@@ -88,11 +89,41 @@ public final class Workers: @unchecked Sendable {
         started = true
     }
 
+    /// Figures of each address shared by server name, kept across reloads while it stays.
+    private var routeFigures: [SocketAddress: ListenerRoute.Figures] = [:]
+
+    /// The routing table of every TCP address whose services have `serverNames`.
+    private func makeRoutes(_ pairs: [(Service, ServiceConfig.ListenKey)]) -> [SocketAddress: ListenerRoute] {
+        var grouped: [SocketAddress: [Service]] = [:]
+        for (service, key) in pairs where key.transport == .tcp && !service.config.serverNames.isEmpty {
+            grouped[key.address, default: []].append(service)
+        }
+        var routes: [SocketAddress: ListenerRoute] = [:]
+        var figures: [SocketAddress: ListenerRoute.Figures] = [:]
+        for (address, services) in grouped {
+            let kept = routeFigures[address] ?? ListenerRoute.Figures()
+            figures[address] = kept
+            routes[address] = ListenerRoute(address: address, services: services, figures: kept)
+        }
+        routeFigures = figures
+        return routes
+    }
+
+    /// The figures of each address shared by server name, for the admin port.
+    public var listenerFigures: [StatsRenderer.ListenerFigures] {
+        routeFigures.sorted { $0.key < $1.key }.map { address, figures in
+            StatsRenderer.ListenerFigures(listen: address.description, unmatched: figures.unmatched.load(ordering: .relaxed),
+                                          notTLS: figures.notTLS.load(ordering: .relaxed), timeouts: figures.timeouts.load(ordering: .relaxed))
+        }
+    }
+
     /// Sockets for the addresses not bound yet, one per worker (index by worker).
     private func bindSockets(for keys: [ServiceConfig.ListenKey]) throws(SystemError) -> [[ServiceConfig.ListenKey: Int32]] {
         var perWorker = [[ServiceConfig.ListenKey: Int32]](repeating: [:], count: count)
         do throws(SystemError) {
-            for key in keys where !bound.contains(key) {
+            var seen: Set<ServiceConfig.ListenKey> = []
+            // Services sharing an address by server name share its sockets: bound once.
+            for key in keys where !bound.contains(key) && seen.insert(key).inserted {
                 let address = key.address
                 if key.transport == .udp {
                     // One socket per worker, as for TCP: the kernel keeps a client's
@@ -162,10 +193,11 @@ public final class Workers: @unchecked Sendable {
         let pairs = Array(zip(next, config.services.map(\.listenKey)))
         let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
         let maxConnections = config.maxConnections
-        let sameListeners = sockets.allSatisfy(\.isEmpty) && pairs.count == installed.count
+        let routes = makeRoutes(pairs)
+        let sameListeners = sockets.allSatisfy(\.isEmpty) && pairs.count == installed.count && routes.isEmpty
             && zip(pairs, installed).allSatisfy { $0.0 === $1.service && $0.1 == $1.listen }
         onEveryWorker { proxy in
-            if !sameListeners { proxy.install(pairs, sockets: sockets[proxy.index]) }
+            if !sameListeners { proxy.install(pairs, sockets: sockets[proxy.index], routes: routes) }
             proxy.maxConnections = maxConnections
             proxy.descriptorCapacity = capacity
         }

@@ -36,4 +36,20 @@ extension Harness {
         guard result == 0 else { throw HarnessError("posix_spawn \(path): \(String(cString: strerror(result)))") }
         return pid
     }
+
+    /// Runs a tool with Foundation's `Process` and returns what it printed on stdout, at
+    /// most `timeout` seconds (then it is killed).
+    static func run(_ path: String, _ arguments: [String], timeout: Double = 15) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let text = Harness.readAll(from: output.fileHandleForReading.fileDescriptor, timeout: timeout)
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        return text
+    }
 }

@@ -1,0 +1,87 @@
+/// A client of an address shared by server name, before it has a service: reads its TLS
+/// ClientHello (at most 16 KiB, within the address's `helloTimeout`), picks the service by
+/// the server name in it, and hands the connection, with every byte read, to the proxy.
+///
+/// Unmatched names, bytes that are not TLS, and clients too slow to send a whole hello are
+/// closed at once and counted on the address; nothing reaches any endpoint.
+final class HelloReader {
+    unowned let proxy: Proxy
+    let fd: Int32
+    let route: ListenerRoute
+    /// Loop time it was accepted (the oldest pending hello is the first dropped).
+    let started: Double
+    private var hello = ClientHello()
+    private var watcher: IOWatcher?
+    private let timer: TimerWatcher
+    private var done = false
+
+    init(proxy: Proxy, fd: Int32, route: ListenerRoute) {
+        self.proxy = proxy
+        self.fd = fd
+        self.route = route
+        started = proxy.loop.now
+        timer = TimerWatcher(loop: proxy.loop, handler: {})
+    }
+
+    /// What was read: the ClientHello, sent to the endpoint first and unchanged.
+    var bytes: [UInt8] { hello.bytes }
+
+    func start() {
+        timer.handler = { [unowned self] in
+            self.route.figures.timeouts.wrappingAdd(1, ordering: .relaxed)
+            Log.debug("listener \(self.route.address): client \(self.clientText): no whole ClientHello within \(DurationText.format(self.route.helloTimeout)); closed")
+            self.finish(nil)
+        }
+        timer.start(after: route.helloTimeout)
+        let watcher = IOWatcher(loop: proxy.loop, fd: fd) { [unowned self] _ in self.readable() }
+        self.watcher = watcher
+        watcher.watch(.read)
+    }
+
+    /// Dropped without a verdict (shutdown, or too many pending).
+    func abandon() {
+        finish(nil)
+    }
+
+    private func readable() {
+        let buffer = proxy.relayBuffer
+        let room = min(buffer.count, ClientHello.limit + 1 - hello.bytes.count)
+        let count: Int
+        do throws(SystemError) {
+            guard case .done(let n) = try Socket.read(fd, into: buffer.baseAddress!, count: max(1, room)) else { return }
+            count = n
+        } catch {
+            return finish(nil)
+        }
+        // The client closed before a whole hello.
+        guard count > 0 else { return finish(nil) }
+        switch hello.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) {
+        case .needMore:
+            return
+        case .notTLS:
+            route.figures.notTLS.wrappingAdd(1, ordering: .relaxed)
+            Log.debug("listener \(route.address): client \(clientText): not a TLS ClientHello; closed")
+            finish(nil)
+        case .found(let name):
+            guard let service = route.table.lookup(name) else {
+                route.figures.unmatched.wrappingAdd(1, ordering: .relaxed)
+                Log.debug("listener \(route.address): client \(clientText): server name \(name ?? "(none)") matches no service; closed")
+                return finish(nil)
+            }
+            finish(service)
+        }
+    }
+
+    private func finish(_ service: Service?) {
+        guard !done else { return }
+        done = true
+        timer.stop()
+        watcher?.stop()
+        // Possibly inside the watcher's own callback: released after the callbacks.
+        if let watcher { proxy.loop.retire(watcher) }
+        watcher = nil
+        proxy.helloFinished(self, service: service)
+    }
+
+    private var clientText: String { Socket.peerAddress(fd)?.description ?? "?" }
+}
