@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "FuzzDriver"),
         .executableTarget(name: "fuzz-config", dependencies: ["BalancerCore", "FuzzDriver"]),
         .executableTarget(name: "fuzz-admin-request", dependencies: ["BalancerCore", "FuzzDriver"]),
+        .executableTarget(name: "fuzz-client-hello", dependencies: ["BalancerCore", "FuzzDriver"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "balancerctl", "testbackend"], exclude: ["Support/dns-server.py"]),
     ],

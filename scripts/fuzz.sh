@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a libFuzzer target for a given time.
 #
-#   scripts/fuzz.sh config|admin-request [SECONDS]     (default 60)
+#   scripts/fuzz.sh config|admin-request|client-hello [SECONDS]     (default 60)
 #
 # Builds with -sanitize=fuzzer,address in .build-fuzz/, seeds from Fuzz/corpus/TARGET,
 # keeps what it discovers in .build-fuzz/corpus-TARGET and writes crashes to Fuzz/crashes/.
@@ -10,11 +10,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib/packages.sh
 
-target="${1:?usage: scripts/fuzz.sh config|admin-request [SECONDS]}"
+target="${1:?usage: scripts/fuzz.sh config|admin-request|client-hello [SECONDS]}"
 seconds="${2:-60}"
 case "$target" in
-    config|admin-request) ;;
-    *) echo "unknown target $target (config or admin-request)" >&2; exit 2 ;;
+    config|admin-request|client-hello) ;;
+    *) echo "unknown target $target (config, admin-request or client-hello)" >&2; exit 2 ;;
 esac
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev
 

@@ -42,4 +42,22 @@ import BalancerCore
             }
         }
     }
+
+    @Test func clientHelloCorpus_givesANameOrNotTLS_wholeOrSplit() throws {
+        let files = try inputs("client-hello")
+        #expect(files.count >= 5)
+        var named = 0
+        for file in files {
+            let bytes = Array(try Data(contentsOf: file))
+            let whole = ClientHello.parse(bytes)
+            if case .found(let name) = whole, name != nil { named += 1 }
+            // Byte by byte, the answer is the same.
+            var hello = ClientHello()
+            var outcome = ClientHello.Outcome.needMore
+            for byte in bytes where outcome == .needMore { outcome = [byte].withUnsafeBytes { hello.feed($0) } }
+            #expect(outcome == whole, "\(file.lastPathComponent)")
+        }
+        // The real clients' hellos (openssl, curl, Python) name a server.
+        #expect(named >= 3)
+    }
 }

@@ -6,8 +6,8 @@
 /// is not a TLS handshake starting with a ClientHello, or is malformed, or does not fit,
 /// is `notTLS`. A hello without a server_name extension (or with no host_name entry) is
 /// `.found(nil)`. Names are returned lower-cased, without a trailing dot.
-struct ClientHello {
-    enum Outcome: Equatable {
+public struct ClientHello: Sendable {
+    public enum Outcome: Equatable, Sendable {
         case needMore
         case found(String?)
         case notTLS
@@ -15,19 +15,21 @@ struct ClientHello {
 
     /// The ClientHello spans at most this many bytes of records (16 KiB, as the contract
     /// bounds it).
-    static let limit = 16 * 1024
+    public static let limit = 16 * 1024
 
-    private(set) var bytes: [UInt8] = []
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
 
     /// Adds what arrived and says what is known now.
-    mutating func feed(_ chunk: UnsafeRawBufferPointer) -> Outcome {
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer) -> Outcome {
         bytes.append(contentsOf: chunk)
         return Self.parse(bytes)
     }
 
     /// The outcome for everything read so far (`bytes`), which is also what goes to the
     /// endpoint unchanged.
-    static func parse(_ data: [UInt8]) -> Outcome {
+    public static func parse(_ data: [UInt8]) -> Outcome {
         // Reassemble the handshake bytes from the records present so far.
         var handshake: [UInt8] = []
         var offset = 0
