@@ -77,12 +77,14 @@ done
 install -m 0644 config/balancerd.yaml "$stage/etc/balancerd/balancerd.yaml"
 echo /etc/balancerd/balancerd.yaml > "$stage/DEBIAN/conffiles"
 
-# The units: the installed paths, and the package's system user instead of a dynamic one.
+# The units: the installed paths, the package's system user instead of a dynamic one, and
+# the man pages (which scripts/install.sh does not install).
 sed -e 's|/usr/local/bin/balancerd|/usr/bin/balancerd|g' \
+    -e 's|^Description=.*|&\nDocumentation=man:balancerd(8) man:balancerd.yaml(5)|' \
     -e 's|^DynamicUser=yes$|User=balancerd\nGroup=balancerd|' -e 's|an unprivileged dynamic user|the unprivileged balancerd user|' \
     -e '1s|.*|# balancerd under systemd, from the balancerd package. Override with systemctl edit balancerd.|' \
     config/balancerd.service > "$stage/lib/systemd/system/balancerd.service"
-for line in 'ExecStart=/usr/bin/balancerd ' 'User=balancerd' 'Group=balancerd' 'StateDirectory=balancerd'; do
+for line in 'ExecStart=/usr/bin/balancerd ' 'Documentation=man:' 'User=balancerd' 'Group=balancerd' 'StateDirectory=balancerd'; do
     grep -q "^$line" "$stage/lib/systemd/system/balancerd.service" \
         || { echo "package.sh: the packaged balancerd.service lacks $line (config/balancerd.service changed?)" >&2; exit 1; }
 done

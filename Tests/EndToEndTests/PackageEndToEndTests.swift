@@ -90,6 +90,7 @@ import Testing
         #expect(unit.contains("\nExecStart=/usr/bin/balancerd --config /etc/balancerd/balancerd.yaml\n"))
         #expect(unit.contains("\nExecStartPre=/usr/bin/balancerd --check-config --config /etc/balancerd/balancerd.yaml\n"))
         #expect(unit.contains("\nUser=balancerd\nGroup=balancerd\n"))
+        #expect(unit.contains("\nDocumentation=man:balancerd(8) man:balancerd.yaml(5)\n"))
         #expect(!unit.contains("DynamicUser") && !unit.contains("/usr/local"))
 
         // The Swift runtime is inside the binaries.
