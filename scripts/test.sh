@@ -17,11 +17,13 @@ cd "$root"
 # need not be running); dnsmasq-base (the dnsmasq binary, without a system service) and
 # PyPI's dnslib (DNS servers); bind9-dnsutils (dig); chromium, chromium-driver and PyPI's
 # selenium (the status page in a real browser); iperf3 (UDP through balancerd); nginx and
-# curl (TLS endpoints and a client for the routing by server name).
+# curl (TLS endpoints and a client for the routing by server name); dpkg-dev, lintian,
+# groff-base and man-db (the Debian package and its man pages) and PyPI's
+# kubernetes-validate (the manifests' schema).
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
     etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver \
-    iperf3 nginx curl
-ensure_python_modules dnslib selenium
+    iperf3 nginx curl dpkg-dev lintian groff-base man-db
+ensure_python_modules dnslib selenium kubernetes_validate
 trap 'stop_strays "$root"' EXIT
 
 build=(--build-path .build)
@@ -37,6 +39,11 @@ if [ "${1:-}" = "--sanitize" ]; then
     export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
 fi
+
+# The Debian package, built once for PackageEndToEndTests, which check this .deb (its release
+# build has a folder of its own, .build-package: minutes the first time, seconds after).
+BALANCERD_DEB="$(scripts/package.sh --no-lintian --output .build-package/dist | tail -n 1)"
+export BALANCERD_DEB
 
 swift build "${build[@]}" --build-tests
 # Every test is written with Swift Testing; skipping the empty XCTest pass keeps its
