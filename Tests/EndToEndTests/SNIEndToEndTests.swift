@@ -104,6 +104,32 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func connectionLog_namesWhyAClientReachedNoService() throws {
+        let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let logPath = Harness.temporaryDirectory().appendingPathComponent("access.log").path
+        let daemon = try DaemonProcess(config: "accessLog: {path: \(logPath)}\n" + shared(port: port, admin: admin, shop: shop, api: api, other: nil,
+                                                                                          helloTimeout: "300ms"))
+        let plain = try TestClient(port: port)
+        try plain.send("GET / HTTP/1.1\r\n\r\n")
+        _ = plain.waitForClose()
+        let unknown = try TestClient(port: port)
+        try unknown.send(TLSHello.bytes(serverName: "nobody.test"))
+        _ = unknown.waitForClose()
+        let slow = try TestClient(port: port, timeout: 3)
+        try slow.send([22, 3])
+        _ = slow.waitForClose()
+        var ends: [String] = []
+        #expect(Harness.waitUntil(timeout: 5) {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            let records = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            ends = records.compactMap { $0["end"] as? String }
+            return ends.count == 3 && records.allSatisfy { $0["service"] is NSNull && $0["endpoint"] is NSNull }
+        })
+        #expect(Set(ends) == ["not-tls", "unmatched", "hello-timeout"])
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func reload_addsAServerNameOnTheLiveSharedPort() throws {
         let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api"), other = try BackendProcess(name: "other")
         let port = Harness.freePort(), admin = Harness.freePort()

@@ -44,7 +44,7 @@ public enum ConnectionLogFormat {
         key("listen")
         quoted { appendAddress(r.listen, to: &$0) }
         key("service")
-        quoted { appendEscaped(r.service, to: &$0) }
+        if let service = r.service { quoted { appendEscaped(service, to: &$0) } } else { appendLiteral("null", to: &out) }
         key("endpoint")
         if let endpoint = r.endpoint { quoted { appendAddress(endpoint, to: &$0) } } else { appendLiteral("null", to: &out) }
         key("attempts")
@@ -81,7 +81,7 @@ public enum ConnectionLogFormat {
         out.append(space)
         appendAddress(r.listen, to: &out)
         out.append(space)
-        appendEscaped(r.service, to: &out)
+        if let service = r.service { appendEscaped(service, to: &out) } else { out.append(dash) }
         out.append(space)
         if let endpoint = r.endpoint { appendAddress(endpoint, to: &out) } else { out.append(dash) }
         out.append(space)

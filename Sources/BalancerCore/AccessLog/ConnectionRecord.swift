@@ -10,7 +10,9 @@ public struct ConnectionRecord: Sendable, Equatable {
     /// nil when the client's address could not be read (it had already gone).
     public var client: PeerAddress?
     public var listen: SocketAddress
-    public var service: String
+    /// nil for a connection to an address shared by server name that reached no service
+    /// (not TLS, no match, too slow a hello).
+    public var service: String?
     /// The endpoint that served it; for `connectFailed` the last one tried; else nil.
     public var endpoint: SocketAddress?
     /// Connects tried (0 when none was made).
@@ -36,7 +38,7 @@ public struct ConnectionRecord: Sendable, Equatable {
             && lhs.worker == rhs.worker && lhs.datagrams?.in == rhs.datagrams?.in && lhs.datagrams?.out == rhs.datagrams?.out
     }
 
-    public init(start: Double, durationMs: Int, client: PeerAddress?, listen: SocketAddress, service: String, endpoint: SocketAddress?,
+    public init(start: Double, durationMs: Int, client: PeerAddress?, listen: SocketAddress, service: String?, endpoint: SocketAddress?,
                 attempts: Int, queueMs: Int, connectMs: Int?, bytesIn: UInt64, bytesOut: UInt64, end: CloseReason, worker: Int) {
         self.start = start
         self.durationMs = durationMs

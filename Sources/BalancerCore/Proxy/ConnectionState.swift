@@ -35,11 +35,17 @@ public enum CloseReason: Sendable, Equatable {
     case adminClose
     /// UDP: the session was silent both ways for its service's `sessionTimeout`.
     case sessionTimeout
+    /// An address shared by server name: the first bytes were not a TLS ClientHello.
+    case notTLS
+    /// The ClientHello named no service of the address (and there is no `"*"`).
+    case unmatched
+    /// The whole ClientHello did not arrive within `helloTimeout`.
+    case helloTimeout
 
     /// True when the client was never served.
     public var isFailure: Bool {
         switch self {
-        case .connectFailed, .noHealthyEndpoint, .overLimit, .queueFull, .queueTimeout, .globalLimit: true
+        case .connectFailed, .noHealthyEndpoint, .overLimit, .queueFull, .queueTimeout, .globalLimit, .notTLS, .unmatched, .helloTimeout: true
         default: false
         }
     }
@@ -61,8 +67,9 @@ public enum CloseReason: Sendable, Equatable {
         case .drainDeadline: "drain-deadline"
         case .adminClose: "admin-close"
         case .sessionTimeout: "session-timeout"
-        // TLS routing by SNI adds "not-tls", "unmatched" and "hello-timeout" here, each as
-        // a case of its own above.
+        case .notTLS: "not-tls"
+        case .unmatched: "unmatched"
+        case .helloTimeout: "hello-timeout"
         }
     }
 

@@ -30,7 +30,7 @@ final class HelloReader {
         timer.handler = { [unowned self] in
             self.route.figures.timeouts.wrappingAdd(1, ordering: .relaxed)
             Log.debug("listener \(self.route.address): client \(self.clientText): no whole ClientHello within \(DurationText.format(self.route.helloTimeout)); closed")
-            self.finish(nil)
+            self.finish(nil, end: .helloTimeout)
         }
         timer.start(after: route.helloTimeout)
         let watcher = IOWatcher(loop: proxy.loop, fd: fd) { [unowned self] _ in self.readable() }
@@ -61,20 +61,28 @@ final class HelloReader {
         case .notTLS:
             route.figures.notTLS.wrappingAdd(1, ordering: .relaxed)
             Log.debug("listener \(route.address): client \(clientText): not a TLS ClientHello; closed")
-            finish(nil)
+            finish(nil, end: .notTLS)
         case .found(let name):
             guard let service = route.table.lookup(name) else {
                 route.figures.unmatched.wrappingAdd(1, ordering: .relaxed)
                 Log.debug("listener \(route.address): client \(clientText): server name \(name ?? "(none)") matches no service; closed")
-                return finish(nil)
+                return finish(nil, end: .unmatched)
             }
             finish(service)
         }
     }
 
-    private func finish(_ service: Service?) {
+    /// `end`: why a connection that reached no service ended, for the connection log.
+    private func finish(_ service: Service?, end: CloseReason? = nil) {
         guard !done else { return }
         done = true
+        if let end, proxy.accessLog.isOn {
+            let now = proxy.loop.now
+            proxy.accessLog.record(ConnectionRecord(
+                start: started, durationMs: Int((now - started) * 1000), client: PeerAddress(peerOf: fd), listen: route.address,
+                service: nil, endpoint: nil, attempts: 0, queueMs: 0, connectMs: nil, bytesIn: 0, bytesOut: 0,
+                end: end, worker: proxy.index))
+        }
         timer.stop()
         watcher?.stop()
         // Possibly inside the watcher's own callback: released after the callbacks.
