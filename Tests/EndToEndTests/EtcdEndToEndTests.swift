@@ -192,6 +192,26 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func leaderLost_theMapStays_servingGoesOn_andTheStoreIsReadAgainOnceQuorate() throws {
+        let etcd = try EtcdCluster(members: 3)
+        let a = try BackendProcess(name: "a"), b = try BackendProcess(name: "b")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        try etcd.put("/balancerd/endpoints/web/pod-a", "\"\(a.address)\"")
+        let daemon = try DaemonProcess(config: config(etcd, port: port, admin: admin))
+        #expect(Harness.waitUntil(timeout: 5) { endpoints(admin) == [a.address] && etcdStatus(admin)["connected"] as? Bool == true })
+        // Two of three gone: the member left has no leader, and says so to a watch that asks.
+        etcd.kill(member: 1)
+        etcd.kill(member: 2)
+        #expect(Harness.waitUntil(timeout: 15) { etcdStatus(admin)["connected"] as? Bool == false })
+        for _ in 0..<10 { #expect(try TestClient(port: port).readLine() == "a") }
+        #expect(endpoints(admin) == [a.address], "nothing is removed while there is no leader")
+        try etcd.restart(member: 1)
+        try etcd.restart(member: 2)
+        try etcd.putWhenQuorate("/balancerd/endpoints/web/pod-b", "\"\(b.address)\"")
+        #expect(Harness.waitUntil(timeout: 15) { endpoints(admin) == [a.address, b.address] })
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func tls_withClientCertificates_readsTheStore() throws {
         let etcd = try EtcdCluster(tls: true)
         let a = try BackendProcess(name: "a")
