@@ -104,6 +104,35 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func twentyMebibytes_afterTheHello_arriveIntact() throws {
+        let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: shared(port: port, admin: admin, shop: shop, api: api, other: nil))
+        let hello = TLSHello.bytes(serverName: "shop.example.com")
+        // A pattern that does not repeat within a pipe's worth, cheaper to make than random bytes.
+        var bytes = hello
+        bytes.reserveCapacity(hello.count + (20 << 20))
+        var x: UInt32 = 2_463_534_242
+        for _ in 0..<(20 << 20) {
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+            bytes.append(UInt8(truncatingIfNeeded: x))
+        }
+        let payload = bytes
+        let client = try TestClient(port: port, timeout: 20)
+        // Write on another thread while this one reads: the echo needs both at once.
+        let writer = Thread {
+            try? client.send(payload)
+            client.shutdownWrite()
+        }
+        writer.start()
+        let received = try client.readToEnd()
+        let greeting = Array("shop\n".utf8), trailer = Array("eof \(payload.count)\n".utf8)
+        #expect(received.count == greeting.count + payload.count + trailer.count)
+        #expect(Array(received.prefix(greeting.count)) == greeting)
+        #expect(Array(received.dropFirst(greeting.count).prefix(payload.count)) == payload)
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func connectionLog_namesWhyAClientReachedNoService() throws {
         let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api")
         let port = Harness.freePort(), admin = Harness.freePort()
