@@ -251,11 +251,18 @@ def measure_cpu(pid, body):
 
 
 def iperf(port, streams):
-    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(DURATION), "-P", str(streams), "-J"],
-                         capture_output=True, text=True, timeout=DURATION + 30)
-    data = json.loads(out.stdout)
-    received = data["end"]["sum_received"]
-    return received["bits_per_second"] / 1e9, received["bytes"]
+    # iperf3's server takes one test at a time and may still be finishing the last one
+    # ("the server is busy"): try again a few times.
+    for attempt in range(4):
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(DURATION), "-P", str(streams), "-J"],
+                             capture_output=True, text=True, timeout=DURATION + 30)
+        data = json.loads(out.stdout)
+        if "sum_received" in data.get("end", {}):
+            received = data["end"]["sum_received"]
+            return received["bits_per_second"] / 1e9, received["bytes"]
+        print(f"iperf3: {data.get('error', 'no result')}; trying again", file=sys.stderr, flush=True)
+        time.sleep(1 + attempt)
+    raise RuntimeError("iperf3 gave no result")
 
 
 def wrk(port, close):
