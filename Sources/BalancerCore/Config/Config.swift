@@ -57,6 +57,10 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var timeout: Double = 1
     public var rise: Int = 2
     public var fall: Int = 3
+    /// `type` and its keys: what the check says and expects (see `HealthCheckKind`).
+    public var kind: HealthCheckKind = .tcp
+    /// `port`: check this port of the endpoint's host rather than the endpoint's own.
+    public var port: UInt16?
 
     public init() {}
 }
