@@ -25,7 +25,7 @@ public struct HTTPCheckExchange: CheckExchange {
         guard !body.isEmpty else { return .pass("status \(status)") }
 
         guard let headerEnd = answer.firstIndex(of: crlf + crlf) else { return ended ? .fail("body mismatch") : .more }
-        let headers = Self.headers(answer[(lineEnd + 2)..<headerEnd])
+        let headers = Self.headers(answer[min(lineEnd + 2, headerEnd)..<headerEnd])
         let raw = answer[(headerEnd + 4)...]
         var content: ArraySlice<UInt8>
         var complete: Bool
