@@ -18,7 +18,7 @@ cd "$root"
 # PyPI's dnslib (DNS servers); bind9-dnsutils (dig); chromium, chromium-driver and PyPI's
 # selenium (the status page in a real browser).
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
-    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver
+    etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver nginx redis-server postgresql
 ensure_python_modules dnslib selenium
 trap 'stop_strays "$root"' EXIT
 
