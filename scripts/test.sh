@@ -19,10 +19,11 @@ cd "$root"
 # selenium (the status page in a real browser); iperf3 (UDP through balancerd); nginx and
 # curl (TLS endpoints and a client for the routing by server name); dpkg-dev, lintian,
 # groff-base and man-db (the Debian package and its man pages) and PyPI's
-# kubernetes-validate (the manifests' schema).
+# kubernetes-validate (the manifests' schema); redis-server and postgresql (protocol health
+# checks against real servers).
 ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev \
     etcd-server etcd-client openssl prometheus systemd dnsmasq-base bind9-dnsutils chromium chromium-driver \
-    iperf3 nginx curl dpkg-dev lintian groff-base man-db
+    iperf3 nginx curl dpkg-dev lintian groff-base man-db redis-server postgresql
 ensure_python_modules dnslib selenium kubernetes_validate
 trap 'stop_strays "$root"' EXIT
 

@@ -96,6 +96,23 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func healthCheckPort_checksATCPPortOfEachEndpointsHost_andADownEndpointGetsNoNewSession() throws {
+        let a = try backend("a", host: "127.0.0.2"), b = try backend("b", host: "127.0.0.3")
+        let checkPort = Harness.freePort()
+        let checkA = try BackendProcess(name: "check-a", host: "127.0.0.2", port: checkPort)
+        let checkB = try BackendProcess(name: "check-b", host: "127.0.0.3", port: checkPort)
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [a.address, b.address],
+                                                          extra: ["healthCheck: {port: \(checkPort), interval: 200ms, timeout: 200ms, rise: 1, fall: 1}"]))
+        #expect(Harness.waitUntil(timeout: 3) {
+            ((service(admin)["endpoints"] as? [[String: Any]]) ?? []).allSatisfy { ($0["checks"] as? [String: Any])?["passed"] as? Int ?? 0 > 0 }
+        })
+        checkA.kill()
+        #expect(Harness.waitUntil(timeout: 3) { ((service(admin)["endpoints"] as? [[String: Any]])?.first?["state"] as? String) == "down" })
+        for _ in 0..<4 { #expect(try UDPClient(port: port).ask() == "b") }
+        withExtendedLifetime((daemon, checkB)) {}
+    }
+
     @Test func maxConnections_countsSessions_andDropsTheDatagramThatWouldOpenOneMore() throws {
         let a = try backend("a")
         let port = Harness.freePort(), admin = Harness.freePort()

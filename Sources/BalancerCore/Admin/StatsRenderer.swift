@@ -88,8 +88,13 @@ public enum StatsRenderer {
         out += "\"failedConnects\":\(endpoint.failedConnects),"
         out += "\"bytesIn\":\(endpoint.bytesIn),\"bytesOut\":\(endpoint.bytesOut),"
         out += "\"checks\":{\"passed\":\(endpoint.checksPassed),\"failed\":\(endpoint.checksFailed),"
-        out += "\"consecutiveFailures\":\(endpoint.health.consecutiveFailures),\"consecutivePasses\":\(endpoint.health.consecutivePasses)}}"
+        out += "\"consecutiveFailures\":\(endpoint.health.consecutiveFailures),\"consecutivePasses\":\(endpoint.health.consecutivePasses)},"
+        out += "\"lastCheck\":\(endpoint.lastCheck.map(lastCheckJSON) ?? "null")}"
         return out
+    }
+
+    static func lastCheckJSON(_ check: HealthCheckResult) -> String {
+        "{\"ok\":\(check.ok),\"reason\":\(quote(check.reason)),\"durationMs\":\(seconds(check.duration * 1000)),\"at\":\(seconds(check.at))}"
     }
 
     /// A JSON string literal.
@@ -209,6 +214,17 @@ public enum StatsRenderer {
             eachEndpoint { _, endpoint, labels in
                 sample("balancerd_health_checks_total", labels + [("result", "pass")], endpoint.checksPassed)
                 sample("balancerd_health_checks_total", labels + [("result", "fail")], endpoint.checksFailed)
+            }
+        }
+        family("balancerd_health_check_duration_seconds", "histogram", "How long active health checks took, from connect to verdict.") {
+            for service in services {
+                let histogram = service.checkDurations
+                let name = "balancerd_health_check_duration_seconds"
+                for (bound, count) in zip(CheckDurationHistogram.bounds.map { String($0) } + ["+Inf"], histogram.cumulative) {
+                    sample(name + "_bucket", [("service", service.name), ("le", bound)], count)
+                }
+                sample(name + "_sum", [("service", service.name)], histogram.sum)
+                sample(name + "_count", [("service", service.name)], histogram.count)
             }
         }
         family("balancerd_dns_resolutions_total", "counter", "Resolutions of each name followed, by result.") {

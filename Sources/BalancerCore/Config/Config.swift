@@ -59,6 +59,10 @@ public struct HealthCheckConfig: Sendable, Equatable {
     public var timeout: Double = 1
     public var rise: Int = 2
     public var fall: Int = 3
+    /// `type` and its keys: what the check says and expects (see `HealthCheckKind`).
+    public var kind: HealthCheckKind = .tcp
+    /// `port`: check this port of the endpoint's host rather than the endpoint's own.
+    public var port: UInt16?
 
     public init() {}
 }
@@ -165,6 +169,10 @@ public enum TransportProtocol: String, Sendable, Hashable, CaseIterable {
 }
 
 public struct ServiceConfig: Sendable, Equatable {
+    /// Whether active health checks run: on, and for UDP only with a TCP `healthCheck.port`
+    /// to check (UDP endpoints are otherwise checked passively, by ICMP port unreachable).
+    public var activeChecks: Bool { healthCheck.enabled && (transport == .tcp || healthCheck.port != nil) }
+
     public var name: String
     public var listen: SocketAddress
     /// `protocol`: a TCP and a UDP service may share a listen address.

@@ -379,12 +379,88 @@ final class ConfigParser {
             }
             return
         }
-        guard let map = fields(node, key, allowed: ["interval", "timeout", "rise", "fall"]) else { return }
+        let allowed = ["interval", "timeout", "rise", "fall", "type", "port"] + HealthCheckKind.allKeys
+        guard let map = fields(node, key, allowed: allowed) else { return }
         check.enabled = true
         if let f = map["interval"] { check.interval = duration(f.value, "\(key).interval", allowZero: false) ?? check.interval }
         if let f = map["timeout"] { check.timeout = duration(f.value, "\(key).timeout", allowZero: false) ?? check.timeout }
         if let f = map["rise"] { check.rise = integer(f.value, "\(key).rise", in: 1...1000) ?? check.rise }
         if let f = map["fall"] { check.fall = integer(f.value, "\(key).fall", in: 1...1000) ?? check.fall }
+        if let f = map["port"], let port = integer(f.value, "\(key).port", in: 1...65535) { check.port = UInt16(port) }
+        // A new type starts from its own defaults; the same type as inherited keeps the
+        // inherited keys, and the keys given here override them.
+        if let f = map["type"], let type = enumValue(f.value, "\(key).type", HealthCheckType.self), type != check.kind.type {
+            check.kind = HealthCheckKind(defaultFor: type)
+        }
+        parseCheckKeys(map, key, into: &check.kind, at: node)
+    }
+
+    /// The keys of `kind`'s type; a key of another type is an error.
+    private func parseCheckKeys(_ map: [String: Field], _ key: String, into kind: inout HealthCheckKind, at node: Node) {
+        let own = HealthCheckKind.keys(of: kind.type)
+        for name in HealthCheckKind.allKeys where !own.contains(name) {
+            guard let f = map[name] else { continue }
+            let owner = HealthCheckType.allCases.first { HealthCheckKind.keys(of: $0).contains(name) }!
+            fail(at: f.key, "\(key).\(name)", "applies to type \(owner.rawValue) only (this check's type is \(kind.type.rawValue))")
+        }
+        func text<T>(_ name: String, _ read: (String) -> Result<T, CheckTextError>) -> T? {
+            guard let f = map[name], let value = string(f.value, "\(key).\(name)") else { return nil }
+            switch read(value) {
+            case .success(let result): return result
+            case .failure(let error):
+                fail(at: f.value, "\(key).\(name)", error.message)
+                return nil
+            }
+        }
+        func bytes(_ plain: String, _ hex: String) -> [UInt8]? {
+            if map[plain] != nil, let f = map[hex] {
+                fail(at: f.key, "\(key).\(hex)", "give \(plain) or \(hex), not both")
+                return nil
+            }
+            return text(plain, HealthCheckText.escaped) ?? text(hex, HealthCheckText.hex)
+        }
+        switch kind {
+        case .http(var http):
+            http.path = text("path", HealthCheckText.path) ?? http.path
+            http.host = text("host", HealthCheckText.host) ?? http.host
+            if let f = map["expectStatus"] { http.expectStatus = statusRanges(f.value, "\(key).expectStatus") ?? http.expectStatus }
+            if let f = map["expectBody"], let body = string(f.value, "\(key).expectBody") {
+                if body.isEmpty { fail(at: f.value, "\(key).expectBody", "must not be empty") } else { http.expectBody = body }
+            }
+            kind = .http(http)
+        case .sendExpect(var send, var expect):
+            let before = errors.count
+            send = bytes("send", "sendHex") ?? send
+            expect = bytes("expect", "expectHex") ?? expect
+            if send.isEmpty && expect.isEmpty && errors.count == before {
+                fail(at: node, key, "type send-expect needs send (or sendHex), expect (or expectHex), or both")
+            }
+            kind = .sendExpect(send: send, expect: expect)
+        case .tls(let serverName):
+            let name = text("serverName") { DNSName.isValid($0) ? .success($0) : .failure(CheckTextError("'\($0)' is not a DNS name")) }
+            kind = .tls(serverName: name ?? serverName)
+        case .tcp, .redis, .postgres, .mysql:
+            break
+        }
+    }
+
+    /// `expectStatus`: a status or range, or a list of them.
+    private func statusRanges(_ node: Node, _ key: String) -> [ClosedRange<Int>]? {
+        let items = node.sequence.map(Array.init) ?? [node]
+        guard !items.isEmpty else {
+            fail(at: node, key, "needs at least one status or range (such as 200-399)")
+            return nil
+        }
+        var ranges: [ClosedRange<Int>] = []
+        for (index, item) in items.enumerated() {
+            let itemKey = node.sequence == nil ? key : "\(key)[\(index)]"
+            guard let value = string(item, itemKey) else { continue }
+            switch HealthCheckText.statusRange(value) {
+            case .success(let range): ranges.append(range)
+            case .failure(let error): fail(at: item, itemKey, error.message)
+            }
+        }
+        return ranges.count == items.count ? ranges : nil
     }
 
     private func parseServices(_ node: Node, template: ServiceConfig) -> [ServiceConfig] {

@@ -20,6 +20,8 @@ public final class Endpoint: @unchecked Sendable {
     var failedConnects = 0
     var checksPassed = 0
     var checksFailed = 0
+    /// The last active check's outcome (`/stats` `lastCheck`); nil before the first.
+    var lastCheck: HealthCheckResult?
     /// Set while the endpoint is being removed by a reload: no new connections.
     var isRemoved = false
 

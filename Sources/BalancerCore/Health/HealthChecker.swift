@@ -12,8 +12,8 @@ public final class HealthChecker {
     }
 
     public func start(services: [Service]) {
-        // UDP services are checked passively (ICMP port unreachable), not by TCP connects.
-        for service in services where service.config.healthCheck.enabled && service.config.transport == .tcp {
+        // UDP services without healthCheck.port are checked passively (ICMP port unreachable).
+        for service in services where service.config.activeChecks {
             for endpoint in Self.checked(service) {
                 probes.append(HealthProbe(loop: loop, service: service, endpoint: endpoint))
             }
@@ -62,7 +62,7 @@ public final class HealthChecker {
         var fresh: [HealthProbe] = []
         for service in services {
             let check = service.config.healthCheck
-            guard check.enabled, service.config.transport == .tcp else { continue }
+            guard service.config.activeChecks else { continue }
             for endpoint in Self.checked(service) {
                 if let probe = kept[ObjectIdentifier(endpoint)], probe.service === service, probe.config == check {
                     kept.removeValue(forKey: ObjectIdentifier(endpoint))

@@ -45,6 +45,8 @@ public final class Service: @unchecked Sendable {
     private var failed = 0
     /// Connections that waited for a free slot until `queue.timeout`.
     private var timeouts = 0
+    /// How long active checks took (`balancerd_health_check_duration_seconds`).
+    private var checkDurations = CheckDurationHistogram()
     /// Connections waiting for a free endpoint slot, in arrival order, from every worker.
     private var waiting: [Session] = []
 
@@ -106,8 +108,8 @@ public final class Service: @unchecked Sendable {
                         config: endpoint.config, health: endpoint.health, activeConnections: endpoint.activeConnections,
                         totalConnections: endpoint.totalConnections, failedConnects: endpoint.failedConnects,
                         bytesIn: endpoint.bytesIn.load(ordering: .relaxed), bytesOut: endpoint.bytesOut.load(ordering: .relaxed),
-                        checksPassed: endpoint.checksPassed, checksFailed: endpoint.checksFailed)
-                })
+                        checksPassed: endpoint.checksPassed, checksFailed: endpoint.checksFailed, lastCheck: endpoint.lastCheck)
+                }, checkDurations: checkDurations)
         }
     }
 
@@ -291,7 +293,7 @@ public final class Service: @unchecked Sendable {
 
     /// Whether active checks bring a down endpoint back; without them (checks off, or a
     /// UDP service) it is tried again after a time down. Called with `lock` held.
-    private var activeChecks: Bool { _config.healthCheck.enabled && _config.transport == .tcp }
+    private var activeChecks: Bool { _config.activeChecks }
 
     /// Called with `lock` held.
     private func isEligible(_ endpoint: Endpoint, now: Double) -> Bool {
@@ -332,8 +334,11 @@ public final class Service: @unchecked Sendable {
 
     /// An active check's result: counted, and fed to the endpoint's rise/fall counting (a
     /// change of state is logged once). Runs on the main thread, worker 0.
-    func recordCheck(_ endpoint: Endpoint, passed: Bool, reason: String, now: Double) {
+    func recordCheck(_ endpoint: Endpoint, result: HealthCheckResult, now: Double) {
+        let (passed, reason) = (result.ok, result.reason)
         let wentUp = lock.withLock { () -> Bool in
+            endpoint.lastCheck = result
+            checkDurations.record(result.duration)
             if passed {
                 endpoint.checksPassed += 1
                 let check = _config.healthCheck

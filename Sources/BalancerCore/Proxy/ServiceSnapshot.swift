@@ -12,6 +12,8 @@ public struct ServiceSnapshot: Sendable {
         public var bytesOut: UInt64
         public var checksPassed: Int
         public var checksFailed: Int
+        /// The last active check's outcome; nil before the first.
+        public var lastCheck: HealthCheckResult?
     }
 
     public var name: String
@@ -28,4 +30,6 @@ public struct ServiceSnapshot: Sendable {
     public var datagramsOut: UInt64
     public var droppedDatagrams: UInt64
     public var endpoints: [Endpoint]
+    /// How long the service's active checks took.
+    public var checkDurations: CheckDurationHistogram
 }
