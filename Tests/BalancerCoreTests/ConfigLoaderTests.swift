@@ -166,7 +166,7 @@ import Testing
             listen: 127.0.0.1:30080
             endpoints: [127.0.0.1:8082]
         """)
-        #expect(found.map(\.description) == ["test.yaml:6:13: services[1].listen: 127.0.0.1:30080 is already the listen address of service a"])
+        #expect(found.map(\.description) == ["test.yaml:6:13: services[1].listen: 127.0.0.1:30080 is already the listen address of service a (services may share one when each has serverNames)"])
     }
 
     @Test func error_whenServiceHasNoEndpoints_isRejected() {

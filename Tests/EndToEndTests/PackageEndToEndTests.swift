@@ -194,7 +194,8 @@ import Testing
         #expect(try inside("balancerd --version").stdout == "balancerd \(try Self.version())\n")
         let check = try inside("balancerd --check-config --config /etc/balancerd/balancerd.yaml")
         #expect(check.status == 0, "\(check.stderr)")
-        #expect(check.stdout.hasPrefix("configuration OK: 3 services"))
+        // The shipped example: every service of config/balancerd.yaml.
+        #expect(check.stdout.hasPrefix("configuration OK: 6 services"))
         #expect(try inside("balancerctl --help").status == 0)
         let ldd = try inside("ldd /usr/bin/balancerd /usr/bin/balancerctl").stdout
         #expect(!ldd.contains("not found") && !ldd.contains("libswift") && !ldd.contains("libFoundation"), "\(ldd)")
