@@ -138,24 +138,8 @@ final class DNSServerProcess {
 extension Harness {
     /// A port on 127.0.0.1 that is free right now for both UDP and TCP, as a DNS server
     /// needs both on one port.
-    static func freeDNSPort() -> UInt16 {
-        for _ in 1...50 {
-            let udp = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard udp >= 0, bindLoopback(udp, port: 0) else { close(udp); continue }
-            var address = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) }
-            }
-            close(udp)
-            let port = UInt16(bigEndian: address.sin_port)
-            let tcp = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            let tcpFree = tcp >= 0 && bindLoopback(tcp, port: port)
-            close(tcp)
-            if tcpFree { return port }
-        }
-        return freePort() // hardly reachable; the caller's start-up check will catch a clash
-    }
+    /// A port free for both UDP and TCP (`freePort` checks both).
+    static func freeDNSPort() -> UInt16 { freePort() }
 
     private static func bindLoopback(_ fd: Int32, port: UInt16) -> Bool {
         var address = sockaddr_in()

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// Where the built products are, and small helpers shared by the end-to-end tests.
 enum Harness {
@@ -32,22 +33,34 @@ enum Harness {
         return url
     }
 
-    /// A TCP port on 127.0.0.1 that nothing listens on right now.
+    /// The next port `freePort` tries; each test process starts at its own offset.
+    private static let nextPort = Atomic<Int>(20_000 + Int(getpid()) % 60 * 200)
+
+    /// A port of 127.0.0.1 that neither TCP nor UDP uses right now, and that no other call in
+    /// this process has handed out. Taken below the kernel's ephemeral range (32768 and up),
+    /// so that the source port of some test's outgoing connection can never take it between
+    /// this call and the bind of the daemon it is for; a port the kernel picks (bind to 0)
+    /// would be ephemeral, and with hundreds of connections in flight, sometimes reused.
     static func freePort() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        for _ in 0..<12_000 {
+            let candidate = 20_000 + (nextPort.wrappingAdd(1, ordering: .relaxed).oldValue - 20_000) % 12_000
+            let port = UInt16(candidate)
+            if isFree(port, type: SOCK_STREAM) && isFree(port, type: SOCK_DGRAM) { return port }
+        }
+        fatalError("no free port on 127.0.0.1 between 20000 and 32000")
+    }
+
+    private static func isFree(_ port: UInt16, type: __socket_type) -> Bool {
+        let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        _ = withUnsafePointer(to: &address) {
+        address.sin_port = port.bigEndian
+        return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return UInt16(bigEndian: address.sin_port)
+        } == 0
     }
 
     /// Starts a connect to 127.0.0.1:`port` without waiting for it; returns the socket.
