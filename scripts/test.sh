@@ -37,7 +37,7 @@ if [ "${1:-}" = "--sanitize" ]; then
     # Tests that judge memory by RSS skip that judgement under a sanitizer.
     export BALANCERD_SANITIZER="$kind"
     # The daemon and backends run as separate processes; their reports must fail the run.
-    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}"
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:suppressions=$root/scripts/asan.supp}"
     export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
 fi
 
