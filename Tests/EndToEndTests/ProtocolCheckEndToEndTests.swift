@@ -58,9 +58,11 @@ import Testing
         #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service strict: endpoint \(nginx.address) down: body mismatch (2 consecutive failures)") })
 
         nginx.markDown()
-        // fall × interval = 400 ms, plus a margin for a loaded machine.
+        // fall × interval = 400 ms, plus a margin for a loaded machine. Clients keep
+        // connecting meanwhile: their connects succeed, which must not cancel the failed checks.
         #expect(Harness.waitUntil(timeout: 0.4 + 5) {
-            daemon.log.contains("service web: endpoint \(nginx.address) down: status 503 (2 consecutive failures)")
+            _ = try? TestClient(port: web.port, timeout: 1)
+            return daemon.log.contains("service web: endpoint \(nginx.address) down: status 503 (2 consecutive failures)")
         })
         let failed = try #require(lastCheck("web", nginx.address))
         #expect(failed["ok"] as? Bool == false)
