@@ -11,9 +11,10 @@
 // header (v1 or v2) first and greets with "NAME SOURCE\n" (SOURCE is the client address
 // it carried, or LOCAL / UNKNOWN), then echoes as usual; flood greets, then writes as fast
 // as the connection takes and never reads; noread accepts and neither reads nor writes;
-// resetafter greets, reads 1000 bytes, then resets the connection. UDP modes (on a UDP
-// socket; --host may be IPv6): udp-echo sends every datagram back unchanged; udp-name
-// answers every datagram with "NAME".
+// resetafter greets, reads 1000 bytes, then resets the connection; hex:BYTES sends those
+// bytes (hex digits, such as hex:2b4f4b0d0a) as its banner, then reads until the client
+// closes. UDP modes (on a UDP socket; --host may be IPv6): udp-echo sends every datagram
+// back unchanged; udp-name answers every datagram with "NAME".
 import Foundation
 import Glibc
 
@@ -88,6 +89,13 @@ func serve(_ fd: Int32, _ options: Options) {
         guard writeText(fd, "\(options.name)\n"), readExactly(fd, 1000) != nil else { return }
         var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        return
+    case let mode where mode.hasPrefix("hex:"):
+        let digits = Array(mode.dropFirst(4))
+        let banner = stride(from: 0, to: digits.count - 1, by: 2).compactMap { UInt8(String(digits[$0...$0 + 1]), radix: 16) }
+        guard banner.withUnsafeBytes({ writeAll(fd, $0.baseAddress!, $0.count) }) else { return }
+        var sink = [UInt8](repeating: 0, count: 4096)
+        while read(fd, &sink, sink.count) > 0 {}
         return
     default:
         break

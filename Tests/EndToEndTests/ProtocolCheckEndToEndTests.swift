@@ -58,9 +58,11 @@ import Testing
         #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service strict: endpoint \(nginx.address) down: body mismatch (2 consecutive failures)") })
 
         nginx.markDown()
-        // fall × interval = 400 ms, plus a margin for a loaded machine.
+        // fall × interval = 400 ms, plus a margin for a loaded machine. Clients keep
+        // connecting meanwhile: their connects succeed, which must not cancel the failed checks.
         #expect(Harness.waitUntil(timeout: 0.4 + 5) {
-            daemon.log.contains("service web: endpoint \(nginx.address) down: status 503 (2 consecutive failures)")
+            _ = try? TestClient(port: web.port, timeout: 1)
+            return daemon.log.contains("service web: endpoint \(nginx.address) down: status 503 (2 consecutive failures)")
         })
         let failed = try #require(lastCheck("web", nginx.address))
         #expect(failed["ok"] as? Bool == false)
@@ -95,6 +97,18 @@ import Testing
         #expect(entry.keys.contains("lastCheck"))
         #expect(entry["lastCheck"] is NSNull)
         withExtendedLifetime(daemon) {}
+    }
+
+    @Test func reload_thatChangesTheCheckType_checksTheNewWay() throws {
+        let nginx = try NginxServer()
+        nginx.markDown()
+        var web = ServiceText(name: "web", endpoints: [nginx.address], check: "type: tcp")
+        let daemon = try DaemonProcess(config: config([web]))
+        // A connect is all a tcp check asks: nginx answering 503 passes.
+        #expect(waitForCheck("web", nginx.address, ok: true, reason: "check passed"))
+        web.check = "type: http, path: /ready"
+        try daemon.rewriteConfig(config([web]))
+        #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service web: endpoint \(nginx.address) down: status 503 (2 consecutive failures)") })
     }
 
     // MARK: port
@@ -156,6 +170,26 @@ import Testing
         #expect(Harness.waitUntil(timeout: 10) {
             daemon.log.contains("service web: endpoint \(a.address) down: connection refused (2 consecutive failures)")
         })
+    }
+
+    // MARK: mysql
+
+    /// A MySQL packet (sequence 0) with `payload`, in hex.
+    static func mysqlPacket(_ payload: [UInt8]) -> String {
+        ([UInt8(payload.count & 0xff), UInt8(payload.count >> 8 & 0xff), UInt8(payload.count >> 16), 0] + payload)
+            .map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test func mysql_aProtocol10Greeting_passes_andAnErrorPacketFailsWithItsText() throws {
+        // No MySQL server in Debian's main archive: the banner server plays one, sending the
+        // bytes a real one sends first.
+        let greeting = Self.mysqlPacket([0x0a] + Array("8.0.36".utf8) + [0, 8, 0, 0, 0] + Array("abcdefgh".utf8) + [0, 0xff, 0xf7])
+        let server = try BackendProcess(name: "mysql", mode: "hex:" + greeting)
+        let full = try BackendProcess(name: "full", mode: "hex:" + Self.mysqlPacket([0xff, 0x10, 0x04] + Array("#08004Too many connections".utf8)))
+        let db = ServiceText(name: "db", endpoints: [server.address, full.address], check: "type: mysql")
+        let daemon = try DaemonProcess(config: config([db]))
+        #expect(waitForCheck("db", server.address, ok: true, reason: "mysql 8.0.36"))
+        #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service db: endpoint \(full.address) down: Too many connections (2 consecutive failures)") })
     }
 
     // MARK: redis

@@ -30,6 +30,8 @@ import Testing
         for (client, answer) in zip(clients, first) {
             for _ in 0..<3 { #expect(client.ask() == answer, "a session moved") }
         }
+        // The counters move just after the reply leaves: wait for the last one.
+        #expect(Harness.waitUntil(timeout: 2) { service(admin)["datagramsOut"] as? Int == 16 })
         let stats = service(admin)
         #expect(stats["protocol"] as? String == "udp")
         #expect(stats["activeConnections"] as? Int == 4)

@@ -325,10 +325,14 @@ public final class Service: @unchecked Sendable {
         release(endpoint, on: worker)
     }
 
+    /// A connect made for a client succeeded. It counts as a passed check only where the
+    /// check is a connect too: a server that accepts connections but refuses them in its
+    /// protocol (a 503, a database shutting down) must still go down on its failed checks.
     func connectSucceeded(_ endpoint: Endpoint) {
         lock.withLock {
             endpoint.totalConnections += 1
-            _ = endpoint.health.recordPass(rise: _config.healthCheck.rise)
+            let check = _config.healthCheck
+            if !check.enabled || check.kind == .tcp { _ = endpoint.health.recordPass(rise: check.rise) }
         }
     }
 
