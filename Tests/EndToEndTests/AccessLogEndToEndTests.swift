@@ -143,9 +143,14 @@ import Testing
     }
 
     @Test func endpointThatResets_isEndpointReset() throws {
-        let backend = try BackendProcess(name: "r", mode: "reset")
+        // resetafter: it greets and reads 1,000 bytes first, so the reset comes once the
+        // connection is relaying. (One that resets as it accepts may be seen by the connect
+        // itself, as ECONNRESET: then the end is, rightly, connect-failed.)
+        let backend = try BackendProcess(name: "r", mode: "resetafter")
         let setup = try Self.start(endpoints: [backend.address], service: ["healthCheck: off"])
         let client = try TestClient(port: setup.port)
+        #expect(try client.readLine() == "r")
+        try? client.send([UInt8](repeating: 1, count: 1000))
         #expect(client.waitForClose() != nil)
         #expect(try Self.line(setup.logPath, end: "endpoint-reset").endpoint == backend.address)
     }
