@@ -209,7 +209,8 @@ import Testing
         #expect(try replica.command(["DBSIZE"]) == ":300")
 
         primary.kill()
-        #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service cache: endpoint \(primary.address) down: connection refused") })
+        // Refused, or reset or timed out when the kill lands in the middle of a check.
+        #expect(Harness.waitUntil(timeout: 10) { daemon.log.contains("service cache: endpoint \(primary.address) down: ") })
     }
 
     // MARK: postgres
