@@ -141,16 +141,6 @@ extension Harness {
     /// A port free for both UDP and TCP (`freePort` checks both).
     static func freeDNSPort() -> UInt16 { freePort() }
 
-    private static func bindLoopback(_ fd: Int32, port: UInt16) -> Bool {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
-    }
-
     /// The first line `fd` gives within `timeout` seconds (less if it closes), trimmed.
     static func readLine(from fd: Int32, timeout: Double) -> String {
         var line = [UInt8]()

@@ -116,7 +116,7 @@ final class DnsmasqProcess {
             var exited = false
             _ = Harness.waitUntil(timeout: 10) {
                 exited = exited || waitpid(pid, &status, WNOHANG) == pid
-                return exited || (reloads(of: hosts, in: log) > 0 && canConnect(port: port))
+                return exited || (reloads(of: hosts, in: log) > 0 && (try? TestClient(port: port, timeout: 1)) != nil)
             }
             if !exited && reloads(of: hosts, in: log) > 0 { return (pid, port) }
             if !exited {
@@ -127,19 +127,5 @@ final class DnsmasqProcess {
             said = "wait status \(status); stderr: \(errors.suffix(2000))"
         }
         throw HarnessError("dnsmasq did not start: \(said)")
-    }
-
-    /// Whether a TCP connect to 127.0.0.1:`port` succeeds now (on loopback it is immediate).
-    private static func canConnect(port: UInt16) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 }
