@@ -260,13 +260,6 @@ final class Session {
         }
     }
 
-    /// Gives back the endpoint slot this session held, and lets a queued connection have it.
-    private func releaseSlot() {
-        guard holdsSlot, let endpoint else { return }
-        holdsSlot = false
-        service.release(endpoint, on: proxy.index)
-    }
-
     private func dropUpstream() {
         if upstream >= 0 {
             // Closing drops it from the poller's set.
@@ -286,13 +279,14 @@ final class Session {
             measure.leftQueue(now)
             service.leaveQueue(self, timedOut: false)
         }
-        service.connectionClosed(failed: reason.isFailure)
+        let slot = holdsSlot ? endpoint : nil
+        holdsSlot = false
+        service.connectionClosed(failed: reason.isFailure, releasing: slot, on: proxy.index)
         if reason.isFailure {
             Log.info("service \(service.name): client \(clientDescription): connection closed: \(describe(reason))")
         }
         if proxy.accessLog.isOn { proxy.accessLog.record(record(reason)) }
         dropUpstream()
-        releaseSlot()
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
