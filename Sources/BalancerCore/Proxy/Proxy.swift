@@ -47,6 +47,12 @@ public final class Proxy: @unchecked Sendable {
     public let accepted = Atomic<Int>(0)
     /// This worker's side of the connection log.
     let accessLog: AccessLogBuffer
+    /// The other workers, set once before any loop runs: a new connection goes to the one
+    /// with the fewest open sessions when this one has clearly more (see `handOff`).
+    var peers: [Proxy] = []
+    /// Connections other workers handed to this one that it has not taken in yet: counted
+    /// with `open` when choosing, so that a burst of hand-offs does not all land here.
+    let incoming = Atomic<Int>(0)
 
     init(loop: EventLoop, index: Int, totals: Workers.Totals, maxConnections: Int, descriptorCapacity: Int, accessLog: AccessLogBuffer) {
         self.loop = loop
@@ -177,6 +183,27 @@ public final class Proxy: @unchecked Sendable {
     }
 
     private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
+        if handOff(fd, for: service, preface: preface, counted: counted) { return }
+        takeIn(fd, for: service, preface: preface, counted: counted)
+    }
+
+    /// Hands `fd` to a less loaded worker when `AcceptBalance` says so (as HAProxy's
+    /// listener queues do); false to serve it here.
+    private func handOff(_ fd: Int32, for service: Service, preface: [UInt8], counted: Bool) -> Bool {
+        guard !peers.isEmpty else { return false }
+        let load = { (proxy: Proxy) in proxy.open.load(ordering: .relaxed) + proxy.incoming.load(ordering: .relaxed) }
+        guard let index = AcceptBalance.target(mine: load(self), others: peers.map(load)) else { return false }
+        let target = peers[index]
+        target.incoming.wrappingAdd(1, ordering: .relaxed)
+        target.loop.post { [target] in
+            target.incoming.wrappingSubtract(1, ordering: .relaxed)
+            target.takeIn(fd, for: service, preface: preface, counted: counted)
+        }
+        return true
+    }
+
+    /// Serves `fd` on this worker, within the limits.
+    private func takeIn(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
         if !counted { accepted.wrappingAdd(1, ordering: .relaxed) }
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)
