@@ -11,6 +11,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 . scripts/lib/packages.sh
 
-ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev haproxy nginx libnginx-mod-stream iperf3 wrk etcd-server gcc
+ensure_packages libev-dev libhttp-parser-dev libc-ares-dev libcurl4-openssl-dev haproxy nginx libnginx-mod-stream iperf3 wrk etcd-server gcc libssl-dev
 swift build -c release --product balancerd >/dev/null
 exec python3 scripts/bench.py --balancerd "$(swift build -c release --show-bin-path)/balancerd" "$@"
