@@ -19,7 +19,9 @@ public final class Proxy: @unchecked Sendable {
     /// Pipes for the zero-copy relay.
     let pipes = PipePool()
     /// Readiness of every session socket of this worker (edge-triggered; see `EdgePoller`).
-    let poller: EdgePoller
+    private(set) var poller: EdgePoller!
+    /// The sessions by their sockets' tokens in `poller`.
+    var table = SessionTable<Session>()
     /// splice(2) relay; off with `BALANCERD_RELAY=copy` in the environment (for comparison
     /// and tests), or by itself where the kernel refuses splice on these sockets.
     private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
@@ -62,18 +64,28 @@ public final class Proxy: @unchecked Sendable {
         self.maxConnections = maxConnections
         self.descriptorCapacity = descriptorCapacity
         relayBuffer = .allocate(byteCount: Self.relayChunk, alignment: 64)
+        resumeCheck = TimerWatcher(loop: loop, handler: {})
+        resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
         do {
-            poller = try EdgePoller(loop: loop, function: Session.ready)
+            // Unretained: the proxy outlives its poller.
+            poller = try EdgePoller(loop: loop, context: Unmanaged.passUnretained(self).toOpaque(), function: Self.sessionEvent)
         } catch {
             // As for a loop that cannot be made: no descriptor or memory left at start-up.
             fatalError("worker \(index): \(error)")
         }
-        resumeCheck = TimerWatcher(loop: loop, handler: {})
-        resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
     }
 
     deinit {
         relayBuffer.deallocate()
+    }
+
+    /// An event from the poller: to the session its token names, if it is still open.
+    private static let sessionEvent: EdgePoller.Function = { context, token, events in
+        Unmanaged<Proxy>.fromOpaque(context!)._withUnsafeGuaranteedRef { proxy in
+            proxy.table.session(for: token)?._withUnsafeGuaranteedRef {
+                $0.ready(SessionTable<Session>.side(of: token), EdgePoller.Events(rawValue: events))
+            }
+        }
     }
 
     /// Takes a set of services (at start, and on every reload), each with the listen address
