@@ -52,12 +52,14 @@ def cpu_seconds(pids):
     return total
 
 
-def run(balancerd, seconds=5):
+def run(balancerd, seconds=5, load=(), serve=()):
+    """load, serve: command prefixes for the load generators and for the servers (the echo
+    servers, iperf3's server, the proxy), such as taskset -c 0 and taskset -c 1."""
     work = tempfile.mkdtemp(prefix="balancerd-bench-udp-")
     processes = []
 
     def start(command, **options):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **options)
+        process = subprocess.Popen(list(serve) + command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **options)
         processes.append(process)
         return process
 
@@ -106,7 +108,7 @@ services:
             time.sleep(1)
             pids = tree(proxy.pid) if proxy else []
             before = cpu_seconds(pids)
-            out = subprocess.run([tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
+            out = subprocess.run(list(load) + [tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
                                  timeout=seconds + 30).stdout.split()
             cpu = cpu_seconds(pids) - before
             exchanges = int(out[1])
@@ -115,7 +117,7 @@ services:
                        "udp_cpu_per_m": cpu / (2 * exchanges) * 1e6 if proxy and exchanges else float("nan")}
             best = 0.0
             for rate in RATES_MBIT:
-                run = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
+                run = subprocess.run(list(load) + ["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
                                       "-t", "2", "-J"], capture_output=True, text=True, timeout=40)
                 try:
                     summary = json.loads(run.stdout)["end"]["sum"]
