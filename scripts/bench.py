@@ -714,7 +714,7 @@ if section("syscalls"):
 timing = any(section(name) for name in SECTIONS if name != "syscalls")
 if args.pin:
     print("Pinned: the load generators (iperf3 and ab clients, wrk, udpload, this script) on CPU 0, the proxy and the "
-          "backends on CPU 1.")
+          "backends on CPU 1 (a proxy's 2 threads or workers share it).")
 elif timing:
     print(f"The load generators (iperf3, wrk, ab), the backends (nginx, iperf3) and the proxy share the same "
           f"{os.cpu_count()} cores: rates are lower bounds for every proxy alike; CPU per GB and per request are steadier.")
@@ -733,5 +733,5 @@ if args.verbose and section("syscalls"):
     for kind in ["haproxy", "balancerd"]:
         for prefix, unit in [("close:", "per connection"), ("keep:", "per kept-alive request")]:
             calls = sorted(((v, k[len(prefix):]) for k, v in results[kind].items() if k.startswith(prefix)), reverse=True)
-            print(f"{kind}, top system calls {unit}: " + ", ".join(f"{name} {n:.2f}" for n, name in calls[:10]))
+            print(f"{kind}, top system calls {unit}: " + ", ".join(f"{name} {n:.2f}" for n, name in calls[:12] if n >= 0.005))
 shutil.rmtree(WORK, ignore_errors=True)
