@@ -599,12 +599,13 @@ try:
         put("balancerd", medians(samples))
     if section("udp"):
         # UDP: direct, nginx and balancerd (HAProxy has no UDP proxy); each run goes
-        # through the three in turn.
+        # through the three in turn, starting with the next one.
         import bench_udp
         samples = {}
         for run in range(RUNS):
             note(f"udp, run {run + 1} of {RUNS}")
-            for kind, figures in bench_udp.run(args.balancerd, DURATION, load=LOAD, serve=SERVE).items():
+            for kind, figures in bench_udp.run(args.balancerd, DURATION, load=LOAD, serve=SERVE,
+                                                       kinds=rotated(bench_udp.KINDS, run)).items():
                 samples.setdefault(kind, []).append(figures)
         for kind, values in samples.items():
             put(kind, medians(values))

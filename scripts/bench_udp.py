@@ -52,9 +52,10 @@ def cpu_seconds(pids):
     return total
 
 
-def run(balancerd, seconds=5, load=(), serve=()):
+def run(balancerd, seconds=5, load=(), serve=(), kinds=KINDS):
     """load, serve: command prefixes for the load generators and for the servers (the echo
-    servers, iperf3's server, the proxy), such as taskset -c 0 and taskset -c 1."""
+    servers, iperf3's server, the proxy), such as taskset -c 0 and taskset -c 1; kinds: the
+    paths to measure, in this order."""
     work = tempfile.mkdtemp(prefix="balancerd-bench-udp-")
     processes = []
 
@@ -73,7 +74,7 @@ def run(balancerd, seconds=5, load=(), serve=()):
         start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)])
         time.sleep(0.5)
         results = {}
-        for kind in KINDS:
+        for kind in kinds:
             front, iperf_front, proxy = echoes[0], iperf_port, None
             if kind == "nginx":
                 front, iperf_front = free_port(), free_port()
