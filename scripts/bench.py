@@ -81,7 +81,7 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 # Each idle connection costs the proxy two descriptors; stay under the hard limit with
 # room for what HAProxy reserves beyond 2 x maxconn (and its pipes, capped by maxpipes).
 IDLE = min(2000 if args.quick else 10000, (hard - 2000) // 2)
-# The system-call counts: this many HTTP exchanges, this many at a time, with ab.
+# The system-call rows: this many HTTP exchanges (ab, 10 at a time) of each kind.
 EXCHANGES = 3000
 WORK = tempfile.mkdtemp(prefix="balancerd-bench-")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -323,15 +323,16 @@ def measure_cpu(pid, body):
 
 def iperf(port, streams):
     # iperf3's server takes one test at a time and may still be finishing the last one
-    # ("the server is busy"): try again a few times.
+    # ("the server is busy"), and a test can end with nothing received: try again a few
+    # times.
     for attempt in range(4):
         out = subprocess.run(LOAD + ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(DURATION), "-P", str(streams), "-J"],
                              capture_output=True, text=True, timeout=DURATION + 30)
         data = json.loads(out.stdout)
-        if "sum_received" in data.get("end", {}):
-            received = data["end"]["sum_received"]
+        received = data.get("end", {}).get("sum_received", {})
+        if received.get("bytes"):
             return received["bits_per_second"] / 1e9, received["bytes"]
-        print(f"iperf3: {data.get('error', 'no result')}; trying again", file=sys.stderr, flush=True)
+        print(f"iperf3: {data.get('error', 'nothing received')}; trying again", file=sys.stderr, flush=True)
         time.sleep(1 + attempt)
     raise RuntimeError("iperf3 gave no result")
 
@@ -376,7 +377,7 @@ def ab(port, keepalive, requests):
     """`requests` HTTP/1.0 exchanges, 10 at a time, with ab; without keepalive each is a
     connection of its own. Returns (requests answered, connections opened)."""
     command = LOAD + ["ab", "-q", "-n", str(requests), "-c", "10", "-s", "10"] + (["-k"] if keepalive else [])
-    out = subprocess.run(command + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=120).stdout
+    out = subprocess.run(command + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=60).stdout
     complete = re.search(r"Complete requests:\s+(\d+)", out)
     failed = re.search(r"Failed requests:\s+(\d+)", out)
     if not complete:
@@ -394,8 +395,9 @@ def ab(port, keepalive, requests):
 
 def strace_counts(pid, body, limit=90):
     """Runs body() with strace -f -c attached to every thread of pid; returns (body's result,
-    {system call: calls}). Bounded: strace is told to detach once body returns (or after
-    `limit` seconds), and killed if it has not ended 10 s later."""
+    {system call: calls}). Bounded: strace detaches once body returns, or by itself after
+    `limit` seconds (then this fails rather than count part of the load), and is killed if
+    it has not ended 10 s after either."""
     out = os.path.join(WORK, f"strace-{pid}-{time.monotonic_ns()}.txt")
     with open(out + ".log", "w") as log:
         tracer = subprocess.Popen(["timeout", "-s", "INT", "-k", "10", str(limit), "strace", "-f", "-c", "-o", out, "-p", str(pid)],
@@ -416,6 +418,8 @@ def strace_counts(pid, body, limit=90):
                 raise RuntimeError(f"strace did not attach to {pid}: {open(out + '.log').read()[-300:]}")
             time.sleep(0.05)
         result = body()
+        if tracer.poll() is not None:
+            raise RuntimeError(f"strace ended before the load did ({limit} s): its counts would be part of the run")
     finally:
         if tracer.poll() is None:
             tracer.send_signal(signal.SIGINT)  # timeout passes it on: strace detaches and writes its summary
@@ -504,6 +508,18 @@ def put(kind, figures):
     results[kind].update(figures)
 
 
+def attempt(label, body):
+    """body(), or None when it fails (a load generator with no result, say): that run is
+    left out of the medians, with a note under the table, and the benchmark goes on."""
+    try:
+        return body()
+    except Exception as error:
+        text = f"{label}: run left out ({type(error).__name__}: {error})"
+        print(text, file=sys.stderr, flush=True)
+        notes.append(text)
+        return None
+
+
 def tcp_run(kind):
     http_front, iperf_front, process, _ = launch(kind)
     pid = process.pid if process else None
@@ -525,6 +541,15 @@ def tcp_run(kind):
     return r, close["errors"]
 
 
+def log_run(kind):
+    http_front, _, process, _ = launch(kind)
+    try:
+        close, cpu_close = measure_cpu(process.pid, lambda: wrk(http_front, True))
+    finally:
+        stop(process)
+    return {"rate": close["rate"], "cpu": cpu_close / close["total"] * 1e6}
+
+
 close_errors = {kind: [] for kind in kinds}
 log_summary = None
 try:
@@ -535,10 +560,11 @@ try:
         for run in range(RUNS):
             for kind in rotated(kinds, run):
                 note(f"tcp, run {run + 1} of {RUNS}: {kind}")
-                figures, errors = tcp_run(kind)
-                samples[kind].append(figures)
-                if errors:
-                    close_errors[kind].append(errors)
+                measured = attempt(f"tcp, run {run + 1}, {kind}", lambda: tcp_run(kind))
+                if measured:
+                    samples[kind].append(measured[0])
+                    if measured[1]:
+                        close_errors[kind].append(measured[1])
         for kind in kinds:
             put(kind, medians(samples[kind]))
     if section("log"):
@@ -548,20 +574,23 @@ try:
         for run in range(max(RUNS, 2)):
             for kind in rotated(list(log_runs), run):
                 note(f"connection log, run {run + 1}: {kind}")
-                http_front, _, process, _ = launch(kind)
-                close, cpu_close = measure_cpu(process.pid, lambda: wrk(http_front, True))
-                log_runs[kind].append({"rate": close["rate"], "cpu": cpu_close / close["total"] * 1e6})
-                stop(process)
+                measured = attempt(f"connection log, run {run + 1}, {kind}", lambda: log_run(kind))
+                if measured:
+                    log_runs[kind].append(measured)
         off, on = medians(log_runs["balancerd"]), medians(log_runs["balancerd+log"])
         log_lines = sum(1 for _ in open(ACCESS_LOG)) if os.path.exists(ACCESS_LOG) else 0
-        put("balancerd", {"conn_rate_log_off": off["rate"], "conn_rate_log_on": on["rate"], "cpu_us_per_conn_log_on": on["cpu"]})
-        log_summary = (off, on, log_lines, len(log_runs["balancerd"]))
+        put("balancerd", {"conn_rate_log_off": off.get("rate", NAN), "conn_rate_log_on": on.get("rate", NAN),
+                          "cpu_us_per_conn_log_on": on.get("cpu", NAN)})
+        if off and on:
+            log_summary = (off, on, log_lines, len(log_runs["balancerd"]))
     if section("syscalls"):
         samples = {"haproxy": [], "balancerd": []}
         for run in range(RUNS):
             for kind in rotated(list(samples), run):
                 note(f"system calls, run {run + 1} of {RUNS}: {kind} (one thread, under strace)")
-                samples[kind].append(syscall_run(kind))
+                measured = attempt(f"system calls, run {run + 1}, {kind}", lambda: syscall_run(kind))
+                if measured:
+                    samples[kind].append(measured)
         for kind in samples:
             put(kind, medians(samples[kind]))
     if section("reload"):
@@ -595,7 +624,9 @@ try:
         samples = []
         for run in range(RUNS):
             note(f"etcd discovery, run {run + 1} of {RUNS}")
-            samples.append(bench_etcd.run(args.balancerd, serve=SERVE))
+            measured = attempt(f"etcd, run {run + 1}", lambda: bench_etcd.run(args.balancerd, serve=SERVE))
+            if measured:
+                samples.append(measured)
         put("balancerd", medians(samples))
     if section("udp"):
         # UDP: direct, nginx and balancerd (HAProxy has no UDP proxy); each run goes
@@ -604,8 +635,9 @@ try:
         samples = {}
         for run in range(RUNS):
             note(f"udp, run {run + 1} of {RUNS}")
-            for kind, figures in bench_udp.run(args.balancerd, DURATION, load=LOAD, serve=SERVE,
-                                                       kinds=rotated(bench_udp.KINDS, run)).items():
+            measured = attempt(f"udp, run {run + 1}", lambda: bench_udp.run(args.balancerd, DURATION, load=LOAD, serve=SERVE,
+                                                                             kinds=rotated(bench_udp.KINDS, run)))
+            for kind, figures in (measured or {}).items():
                 samples.setdefault(kind, []).append(figures)
         for kind, values in samples.items():
             put(kind, medians(values))
@@ -625,7 +657,8 @@ try:
             try:
                 for run in range(RUNS):
                     note(f"tls, run {run + 1} of {RUNS}")
-                    for kind, figures in bench_tls.run(args.balancerd, seconds=min(DURATION, 5), **options).items():
+                    measured = attempt(f"tls, run {run + 1}", lambda: bench_tls.run(args.balancerd, seconds=min(DURATION, 5), **options))
+                    for kind, figures in (measured or {}).items():
                         samples.setdefault(kind, []).append(figures)
             finally:
                 if args.pin:
