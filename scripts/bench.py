@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 
-SECTIONS = ["tcp", "log", "syscalls", "reload", "etcd", "udp", "tls"]
+SECTIONS = ["syscalls", "tcp", "log", "reload", "etcd", "udp", "tls"]  # in the order they run
 parser = argparse.ArgumentParser()
 parser.add_argument("--balancerd", required=True)
 parser.add_argument("--quick", action="store_true", help="short runs, fewer idle connections, one run unless --runs")
@@ -194,11 +194,16 @@ def rss_kib(pids):
 
 # ---------------------------------------------------------------- backends
 
-http_ports = [free_port(), free_port()]
-iperf_port = free_port()
+# Each proxy's run gets backends of its own, on new ports: the TIME_WAIT connections that a
+# run's hundreds of thousands of closed connections leave to the old ports (on loopback the
+# server's side holds the same four-tuple as the client's) then cannot stall a later run's
+# connects to the backends.
+http_ports, iperf_port, backends = [], None, []
 
 
 def start_backends():
+    global http_ports, iperf_port, backends
+    http_ports, iperf_port = [free_port(), free_port()], free_port()
     nginx_temp = "".join(f"  {kind}_temp_path {WORK}/{kind};\n" for kind in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"])
     backend_conf = os.path.join(WORK, "backends.conf")
     with open(backend_conf, "w") as f:
@@ -214,10 +219,16 @@ http {{
   server {{ listen 127.0.0.1:{http_ports[1]} backlog=4096; location / {{ return 200 "ok\\n"; }} }}
 }}
 """)
-    start("backends", ["nginx", "-p", WORK, "-c", backend_conf, "-g", "daemon off;"])
-    start("iperf3", ["iperf3", "-s", "-p", str(iperf_port)])
+    backends = [start("backends", ["nginx", "-p", WORK, "-c", backend_conf, "-g", "daemon off;"]),
+                start("iperf3", ["iperf3", "-s", "-p", str(iperf_port)])]
     for port in http_ports + [iperf_port]:
         wait_port(port)
+
+
+def finish(process):
+    """Stops a proxy started by launch() (None for direct) and its backends."""
+    for each in ([process] if process else []) + backends:
+        stop(each)
 
 # ---------------------------------------------------------------- proxies
 
@@ -285,9 +296,11 @@ limits:
 
 
 def launch(kind, single=False):
-    """Starts a proxy; returns (http port, iperf port, process or None, config path).
+    """Starts backends and a proxy in front of them; returns (http port, iperf port, process
+    or None, config path); finish(process) stops them.
     single: one thread (HAProxy nbthread 1, balancerd workers 1, no health checks), for
     counting system calls."""
+    start_backends()
     if kind == "direct":
         return http_ports[0], iperf_port, None, None
     http_front, iperf_front = free_port(), free_port()
@@ -345,6 +358,8 @@ def wrk(port, close):
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Socket errors: (.*)", out)
+    if not total:
+        raise RuntimeError(f"wrk completed no request ({errors.group(1) if errors else 'no error counted'})")
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
     def millis(label):
@@ -377,11 +392,13 @@ def ab(port, keepalive, requests):
     """`requests` HTTP/1.0 exchanges, 10 at a time, with ab; without keepalive each is a
     connection of its own. Returns (requests answered, connections opened)."""
     command = LOAD + ["ab", "-q", "-n", str(requests), "-c", "10", "-s", "10"] + (["-k"] if keepalive else [])
-    out = subprocess.run(command + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=60).stdout
+    done = subprocess.run(command + [f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=60)
+    out = done.stdout
     complete = re.search(r"Complete requests:\s+(\d+)", out)
     failed = re.search(r"Failed requests:\s+(\d+)", out)
     if not complete:
-        raise RuntimeError(f"ab gave no result: {out[-500:]}")
+        last = (done.stderr.strip() or out.strip()).splitlines()[-1:]
+        raise RuntimeError(f"ab gave no result ({last[0] if last else 'no output'})")
     complete = int(complete.group(1))
     if failed and int(failed.group(1)):
         print(f"ab: {failed.group(1)} of {complete} requests failed", file=sys.stderr, flush=True)
@@ -451,7 +468,7 @@ def syscall_run(kind):
         (_, connections), close = strace_counts(process.pid, lambda: ab(http_front, False, EXCHANGES))
         (requests, _), keep = strace_counts(process.pid, lambda: ab(http_front, True, EXCHANGES))
     finally:
-        stop(process)
+        finish(process)
     figures = {"sys_per_conn": sum(close.values()) / connections, "sys_per_req": sum(keep.values()) / requests,
                "epoll_ctl_per_conn": close.get("epoll_ctl", 0) / connections}
     figures.update({"close:" + name: n / connections for name, n in close.items()})
@@ -536,8 +553,7 @@ def tcp_run(kind):
         r["cpu_us_per_req"] = cpu_keep / keep["total"] * 1e6 if pid else NAN
         r["idle_bytes"] = idle_memory(http_front, pid) if pid else NAN
     finally:
-        if process:
-            stop(process)
+        finish(process)
     return r, close["errors"]
 
 
@@ -546,15 +562,24 @@ def log_run(kind):
     try:
         close, cpu_close = measure_cpu(process.pid, lambda: wrk(http_front, True))
     finally:
-        stop(process)
+        finish(process)
     return {"rate": close["rate"], "cpu": cpu_close / close["total"] * 1e6}
 
 
 close_errors = {kind: [] for kind in kinds}
 log_summary = None
 try:
-    if section("tcp") or section("log") or section("syscalls"):
-        start_backends()
+    # The system calls first: counts, which want nothing left over from the other sections.
+    if section("syscalls"):
+        samples = {"haproxy": [], "balancerd": []}
+        for run in range(RUNS):
+            for kind in rotated(list(samples), run):
+                note(f"system calls, run {run + 1} of {RUNS}: {kind} (one thread, under strace)")
+                measured = attempt(f"system calls, run {run + 1}, {kind}", lambda: syscall_run(kind))
+                if measured:
+                    samples[kind].append(measured)
+        for kind in samples:
+            put(kind, medians(samples[kind]))
     if section("tcp"):
         samples = {kind: [] for kind in kinds}
         for run in range(RUNS):
@@ -583,16 +608,6 @@ try:
                           "cpu_us_per_conn_log_on": on.get("cpu", NAN)})
         if off and on:
             log_summary = (off, on, log_lines, len(log_runs["balancerd"]))
-    if section("syscalls"):
-        samples = {"haproxy": [], "balancerd": []}
-        for run in range(RUNS):
-            for kind in rotated(list(samples), run):
-                note(f"system calls, run {run + 1} of {RUNS}: {kind} (one thread, under strace)")
-                measured = attempt(f"system calls, run {run + 1}, {kind}", lambda: syscall_run(kind))
-                if measured:
-                    samples[kind].append(measured)
-        for kind in samples:
-            put(kind, medians(samples[kind]))
     if section("reload"):
         # Large configurations: balancerd's SIGHUP reload, the peers' config checks.
         note("1,000 services")
