@@ -101,7 +101,10 @@ services:
 {services}"""
 
 
-def run(balancerd, seconds=5):
+def run(balancerd, seconds=5, load=(), serve=(), kinds=KINDS):
+    """load, serve: command prefixes for the load generator and for the servers (the
+    endpoints, the proxy), such as taskset -c 0 and taskset -c 1; kinds: the paths to
+    measure, in this order."""
     with Run("balancerd-bench-tls-") as bench:
         work = bench.work
         tool = bench.path("tlsload")
@@ -113,11 +116,11 @@ def run(balancerd, seconds=5):
                             "-days", "2", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
                             "-keyout", bench.path(name + ".key"), "-out", bench.path(name + ".crt")],
                            check=True, capture_output=True)
-            bench.start(["nginx", "-p", work, "-c", bench.write(name + ".conf", endpoint_config(work, name, port)), "-g", "daemon off;"])
+            bench.start(list(serve) + ["nginx", "-p", work, "-c", bench.write(name + ".conf", endpoint_config(work, name, port)), "-g", "daemon off;"])
         for port in ports:
             wait_port(port)
         results = {}
-        for kind in KINDS:
+        for kind in kinds:
             proxy = None
             front = free_port()
             if kind == "direct":
@@ -125,19 +128,19 @@ def run(balancerd, seconds=5):
             else:
                 targets = [f"{n}:{front}" for n in NAMES]
             if kind == "haproxy":
-                proxy = bench.start(["haproxy", "-db", "-f", bench.write("haproxy.cfg", haproxy_config(front, ports))])
+                proxy = bench.start(list(serve) + ["haproxy", "-db", "-f", bench.write("haproxy.cfg", haproxy_config(front, ports))])
             elif kind == "nginx":
-                proxy = bench.start(["nginx", "-p", work, "-c", bench.write("nginx.conf", nginx_config(work, front, ports)),
+                proxy = bench.start(list(serve) + ["nginx", "-p", work, "-c", bench.write("nginx.conf", nginx_config(work, front, ports)),
                                      "-g", "daemon off;"])
             elif kind == "balancerd":
-                proxy = bench.start([balancerd, "--config", bench.write("balancerd.yaml", balancerd_config(front, ports)),
+                proxy = bench.start(list(serve) + [balancerd, "--config", bench.write("balancerd.yaml", balancerd_config(front, ports)),
                                      "--log-level", "warning"])
             if proxy:
                 wait_port(front)
                 time.sleep(0.5)
             pids = tree(proxy.pid) if proxy else []
             before = cpu_seconds(pids)
-            out = subprocess.run([tool, str(seconds), str(CLIENTS)] + targets, capture_output=True, text=True,
+            out = subprocess.run(list(load) + [tool, str(seconds), str(CLIENTS)] + targets, capture_output=True, text=True,
                                  timeout=seconds + 60).stdout.split()
             cpu = cpu_seconds(pids) - before
             handshakes, errors, wrong, elapsed = int(out[1]), int(out[3]), int(out[5]), float(out[7])

@@ -26,9 +26,16 @@ KINDS = ["direct", "nginx", "balancerd"]
 RATES_MBIT = [100, 250, 500, 1000, 2000, 4000]
 
 
-def run(balancerd, seconds=5):
+def run(balancerd, seconds=5, load=(), serve=(), kinds=KINDS):
+    """load, serve: command prefixes for the load generators and for the servers (the echo
+    servers, iperf3's server, the proxy), such as taskset -c 0 and taskset -c 1; kinds: the
+    paths to measure, in this order."""
     with Run("balancerd-bench-udp-") as bench:
-        work, start = bench.work, bench.start
+        work = bench.work
+
+        def start(command):
+            return bench.start(list(serve) + command)
+
         tool = os.path.join(work, "udpload")
         subprocess.run(["cc", "-O2", "-o", tool, os.path.join(ROOT, "scripts/bench/udpload.c")], check=True)
         echoes = [free_port(), free_port()]
@@ -38,7 +45,7 @@ def run(balancerd, seconds=5):
         start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)])
         time.sleep(0.5)
         results = {}
-        for kind in KINDS:
+        for kind in kinds:
             front, iperf_front, proxy = echoes[0], iperf_port, None
             if kind == "nginx":
                 front, iperf_front = free_port(), free_port()
@@ -73,7 +80,7 @@ services:
             time.sleep(1)
             pids = tree(proxy.pid) if proxy else []
             before = cpu_seconds(pids)
-            out = subprocess.run([tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
+            out = subprocess.run(list(load) + [tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
                                  timeout=seconds + 30).stdout.split()
             cpu = cpu_seconds(pids) - before
             exchanges = int(out[1])
@@ -82,7 +89,7 @@ services:
                        "udp_cpu_per_m": cpu / (2 * exchanges) * 1e6 if proxy and exchanges else float("nan")}
             best = 0.0
             for rate in RATES_MBIT:
-                run = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
+                run = subprocess.run(list(load) + ["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
                                       "-t", "2", "-J"], capture_output=True, text=True, timeout=40)
                 try:
                     summary = json.loads(run.stdout)["end"]["sum"]
