@@ -70,7 +70,6 @@ if args.pin and len(os.sched_getaffinity(0) & {0, 1}) < 2:
 # keeps to CPU 0 as well, and so does whatever it starts without a prefix.
 LOAD = ["taskset", "-c", "0"] if args.pin else []
 SERVE = ["taskset", "-c", "1"] if args.pin else []
-ALL_CPUS = os.sched_getaffinity(0)
 if args.pin:
     os.sched_setaffinity(0, {0})
 
