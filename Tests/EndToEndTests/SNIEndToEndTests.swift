@@ -159,6 +159,69 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func floodOfSlowHellos_dropsTheOldestPastTheBound_andServedClientsGoOn() throws {
+        let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        // One worker: the bound (1,024 hellos being read) is per worker.
+        let config = shared(port: port, admin: admin, shop: shop, api: api, other: nil).replacingOccurrences(of: "services:", with: "workers: 1\nservices:")
+        let daemon = try DaemonProcess(config: config)
+        let served = try TestClient(port: port)
+        try served.send(TLSHello.bytes(serverName: "shop.example.com"))
+        #expect(try served.readLine() == "shop")
+        // 1,100 clients that send the first bytes of a hello and then nothing.
+        let start = Array(TLSHello.bytes(serverName: "api.example.com").prefix(5))
+        var slow: [TestClient] = []
+        for _ in 0..<1100 {
+            let client = try TestClient(port: port, timeout: 3)
+            try client.send(start)
+            slow.append(client)
+        }
+        #expect(Harness.waitUntil(timeout: 5) { listenerFigures(admin)["timeouts"] as? Int ?? 0 >= 76 })
+        // The first ones were dropped, the last ones are still being waited for.
+        #expect(slow[0].waitForClose() != nil)
+        #expect(!slow[1099].isReadable(within: 0.2))
+        // A new client is routed at once, and the one already served still echoes.
+        #expect(try route(port, TLSHello.bytes(serverName: "api.example.com")).0 == "api")
+        try served.send("still here\n")
+        var echoed = ""
+        #expect(Harness.waitUntil(timeout: 2) {
+            echoed += String(decoding: (try? served.readChunk()) ?? [], as: UTF8.self)
+            return echoed.contains("still here")
+        })
+        let services = ((try? HTTPClient.stats(adminPort: admin))?["services"] as? [[String: Any]]) ?? []
+        #expect(services.first { $0["name"] as? String == "api" }?["totalConnections"] as? Int == 1, "no slow hello reached api")
+        withExtendedLifetime((daemon, slow)) {}
+    }
+
+    @Test func reload_removingAServerName_closesNewHellosForIt_whileOthersAreNeverRefused() throws {
+        let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api")
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: shared(port: port, admin: admin, shop: shop, api: api, other: nil))
+        #expect(try route(port, TLSHello.bytes(serverName: "api.example.com")).0 == "api")
+        let onlyShop = """
+        admin: {listen: 127.0.0.1:\(admin)}
+        services:
+          - {name: shop, listen: 127.0.0.1:\(port), serverNames: [shop.example.com], endpoints: [\(shop.address)]}
+
+        """
+        try daemon.rewriteConfig(onlyShop)
+        daemon.send(SIGHUP)
+        // Clients of shop keep coming through the reload, none refused.
+        var routed = 0
+        let deadline = Date().addingTimeInterval(5)
+        while !daemon.log.contains("reload (SIGHUP) complete") && Date() < deadline {
+            #expect(try route(port, TLSHello.bytes(serverName: "shop.example.com")).0 == "shop")
+            routed += 1
+        }
+        #expect(daemon.log.contains("reload (SIGHUP) complete"))
+        #expect(try route(port, TLSHello.bytes(serverName: "shop.example.com")).0 == "shop")
+        let gone = try TestClient(port: port)
+        try gone.send(TLSHello.bytes(serverName: "api.example.com"))
+        #expect(gone.waitForClose() != nil)
+        #expect(Harness.waitUntil(timeout: 2) { listenerFigures(admin)["unmatched"] as? Int == 1 })
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func reload_addsAServerNameOnTheLiveSharedPort() throws {
         let shop = try BackendProcess(name: "shop"), api = try BackendProcess(name: "api"), other = try BackendProcess(name: "other")
         let port = Harness.freePort(), admin = Harness.freePort()
