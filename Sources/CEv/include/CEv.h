@@ -54,6 +54,9 @@ struct in_addr cev_in_pktinfo_destination(const void *info);
 struct in6_addr cev_in6_pktinfo_destination(const void *info);
 void cev_in_pktinfo_set_source(void *info, struct in_addr source);
 void cev_in6_pktinfo_set_source(void *info, struct in6_addr source);
+// struct ucred (SO_PEERCRED) is hidden without _GNU_SOURCE: the peer's pid and uid, from
+// CEv.c. Returns 0, or -1 with errno.
+int cev_peer_credentials(int fd, pid_t *pid, uid_t *uid);
 extern const unsigned int CEV_SPLICE_F_MOVE;
 extern const unsigned int CEV_SPLICE_F_NONBLOCK;
 extern const unsigned int CEV_SPLICE_F_MORE;
