@@ -33,7 +33,7 @@ final class TakeoverServer {
     private var successor: pid_t?
     private var successorDeadline: TimerWatcher?
     private var successorStarted = 0.0
-    private var childWatcher: SignalWatcher?
+    private var childWatcher: ChildWatcher?
     /// The executable and arguments a successor is started with.
     private let executable: String
     private let arguments: [String]
@@ -65,9 +65,6 @@ final class TakeoverServer {
         let watcher = IOWatcher(loop: loop, fd: listener, events: .read) { [unowned self] _ in self.acceptOne() }
         watcher.start()
         self.watcher = watcher
-        let child = SignalWatcher(loop: loop, signal: SIGCHLD) { [unowned self] in self.reapSuccessor() }
-        child.start()
-        childWatcher = child
         Log.info("takeover: listening on \(path)")
     }
 
@@ -93,33 +90,22 @@ final class TakeoverServer {
             Log.warning("SIGUSR2: a takeover by pid \(successor) is already under way")
             return
         }
-        var environment: [String] = []
-        var entry = environ
-        while let pointer = entry.pointee {
-            let variable = String(cString: pointer)
-            // The watchdog is the new process's to answer once it takes over.
-            if !variable.hasPrefix("WATCHDOG_PID=") { environment.append(variable) }
-            entry += 1
-        }
-        let argv = ([executable] + arguments + (arguments.contains("--takeover") ? [] : ["--takeover"])).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup($0) } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
-        guard result == 0 else {
-            Log.error("SIGUSR2: cannot start \(executable): \(String(cString: strerror(result))); serving on")
+        // The watchdog is the new process's to answer once it takes over.
+        let environment = ProcessLauncher.currentEnvironment.filter { !$0.hasPrefix("WATCHDOG_PID=") }
+        let pid: pid_t
+        do throws(SystemError) {
+            pid = try ProcessLauncher.spawn(executable, arguments: arguments + (arguments.contains("--takeover") ? [] : ["--takeover"]),
+                                            environment: environment)
+        } catch {
+            Log.error("SIGUSR2: cannot start \(executable): \(error.reason); serving on")
             return
         }
         successor = pid
         successorStarted = DescriptorChannel.now
         Log.notice("SIGUSR2: started \(executable) --takeover (pid \(pid)); it has \(Int(Self.timeLimit)) s to take over")
+        let child = ChildWatcher(loop: loop, pid: pid) { [unowned self] status in self.successorExited(status) }
+        child.start()
+        childWatcher = child
         let timer = TimerWatcher(loop: loop) { [unowned self] in self.successorTimedOut() }
         timer.start(after: Self.timeLimit)
         successorDeadline = timer
@@ -131,11 +117,10 @@ final class TakeoverServer {
         kill(pid, SIGKILL)
     }
 
-    /// SIGCHLD: a successor that exits before committing failed to take over.
-    private func reapSuccessor() {
+    /// A successor that exits before committing failed to take over.
+    private func successorExited(_ status: Int32) {
+        childWatcher?.stop()
         guard let pid = successor else { return }
-        var status: Int32 = 0
-        guard waitpid(pid, &status, WNOHANG) == pid else { return }
         successor = nil
         successorDeadline?.stop()
         let exited = status & 0x7f == 0
