@@ -18,6 +18,8 @@ public final class Proxy: @unchecked Sendable {
     let relayBuffer: UnsafeMutableRawBufferPointer
     /// Pipes for the zero-copy relay.
     let pipes = PipePool()
+    /// Readiness of every session socket of this worker (edge-triggered; see `EdgePoller`).
+    let poller: EdgePoller
     /// splice(2) relay; off with `BALANCERD_RELAY=copy` in the environment (for comparison
     /// and tests), or by itself where the kernel refuses splice on these sockets.
     private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
@@ -54,6 +56,12 @@ public final class Proxy: @unchecked Sendable {
         self.maxConnections = maxConnections
         self.descriptorCapacity = descriptorCapacity
         relayBuffer = .allocate(byteCount: Self.relayChunk, alignment: 64)
+        do {
+            poller = try EdgePoller(loop: loop, function: Session.ready)
+        } catch {
+            // As for a loop that cannot be made: no descriptor or memory left at start-up.
+            fatalError("worker \(index): \(error)")
+        }
         resumeCheck = TimerWatcher(loop: loop, handler: {})
         resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
     }

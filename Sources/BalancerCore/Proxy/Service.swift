@@ -179,11 +179,17 @@ public final class Service: @unchecked Sendable {
         }
     }
 
-    func connectionClosed(failed isFailure: Bool) {
-        lock.withLock {
+    /// A connection ended; `releasing` is the endpoint whose slot it still held, given back
+    /// in the same step (one lock per close, not two), and the queue may have it.
+    func connectionClosed(failed isFailure: Bool, releasing endpoint: Endpoint? = nil, on worker: Int = 0) {
+        let anyWaiting = lock.withLock {
             active -= 1
             if isFailure { failed += 1 }
+            guard let endpoint else { return false }
+            endpoint.activeConnections -= 1
+            return !waiting.isEmpty
         }
+        if anyWaiting { serveQueue(on: worker) }
     }
 
     /// The endpoint for `session`'s connection (or its retry that skips `tried`), with a

@@ -43,12 +43,9 @@ final class Session {
     private var holdsSlot = false
     /// Waiting in the service's queue for a free slot.
     private var queued = false
-    private let downWatcher: IOWatcher
-    private var upWatcher: IOWatcher? {
-        didSet { upWatcherRef = upWatcher.map(Unmanaged.passUnretained) }
-    }
-    /// `upWatcher`, unretained, for `updateInterest` on every event.
-    private var upWatcherRef: Unmanaged<IOWatcher>?
+    /// What the poller last said of each side, kept until a read or write meets EAGAIN: the
+    /// sockets are watched edge-triggered (see `EdgePoller`), so nothing is reported twice.
+    private var readiness = Readiness()
     private let timer: TimerWatcher
     private var lastActivity: Double = 0
     private var toUpstream = PendingBytes()
@@ -80,19 +77,28 @@ final class Session {
         measure = ConnectionMeasure(start: proxy.loop.now)
         // Read now: once the client has reset, its address is gone.
         if proxy.accessLog.isOn { measure.client = PeerAddress(peerOf: downstream) }
-        downWatcher = IOWatcher(loop: proxy.loop, fd: downstream, function: { context, events in
-            Session.ready(context, .downstream, events)
-        })
         timer = TimerWatcher(loop: proxy.loop, handler: {})
-        // Unretained: the watchers are this session's own, stopped when it closes, and the
+        // Unretained: the timer is this session's own, stopped when it closes, and the
         // session itself is released only after the loop's callbacks (see `close`).
-        downWatcher.context = Unmanaged.passUnretained(self).toOpaque()
         timer.handler = { [unowned(unsafe) self] in self.timerFired() }
     }
 
     func start() {
+        do {
+            // From now on the client's bytes are reported, and wait for the upstream.
+            try proxy.poller.add(downstream, context: context, tag: Side.downstream.tag)
+        } catch {
+            Log.warning("service \(service.name): client \(clientDescription): \(error)")
+            perform(state.start())
+            perform(state.reset(.downstream))
+            return
+        }
         perform(state.start())
     }
+
+    /// This session as the poller's context (unretained: it leaves the poller's set by
+    /// closing its sockets, before it is freed).
+    private var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
 
     /// Ends the connection on a shutdown's drain deadline, or from the admin port.
     func forceClose(_ reason: CloseReason = .drainDeadline) {
@@ -107,9 +113,8 @@ final class Session {
         case .startRelay: startRelay()
         case .shutdownWrite(let side):
             Socket.shutdownWrite(side == .downstream ? downstream : upstream)
-            updateInterest()
         case .close(let reason): close(reason)
-        case .none: updateInterest()
+        case .none: break
         }
     }
 
@@ -168,16 +173,14 @@ final class Session {
         }
         upstream = fd
         Socket.setNoDelay(fd)
-        let watcher = IOWatcher(loop: proxy.loop, fd: fd, context: Unmanaged.passUnretained(self).toOpaque(), function: { context, events in
-            Session.ready(context, .upstream, events)
-        })
-        upWatcher = watcher
         do {
+            try proxy.poller.add(fd, context: context, tag: Side.upstream.tag)
             switch try Socket.connect(fd, to: endpoint.address) {
             case .done:
+                readiness.writable.insert(.upstream)
                 connectSucceeded()
             case .wouldBlock:
-                watcher.watch(.write)
+                // The poller reports the socket writable once connected, failed if not.
                 timer.start(after: settings.config.connectTimeout)
             }
         } catch {
@@ -215,7 +218,8 @@ final class Session {
             sendPreface(version)
             if state.phase == .closed { return }
         }
-        updateInterest()
+        // The client's first bytes, if they came while connecting, go on now.
+        pump()
     }
 
     /// The PROXY header and the bytes read before the session go first on the upstream;
@@ -245,6 +249,7 @@ final class Session {
                     switch try Socket.write(upstream, from: bytes.baseAddress! + written, count: bytes.count - written) {
                     case .done(let n): written += n
                     case .wouldBlock:
+                        readiness.writable.remove(.upstream)
                         toUpstream.store(bytes.baseAddress! + written, count: bytes.count - written)
                         return
                     }
@@ -255,28 +260,17 @@ final class Session {
         }
     }
 
-    /// Gives back the endpoint slot this session held, and lets a queued connection have it.
-    private func releaseSlot() {
-        guard holdsSlot, let endpoint else { return }
-        holdsSlot = false
-        service.release(endpoint, on: proxy.index)
-    }
-
     private func dropUpstream() {
-        if let watcher = upWatcher {
-            // This may run inside that watcher's own callback: release it afterwards.
-            watcher.stop()
-            proxy.loop.retire(watcher)
-            upWatcher = nil
-        }
         if upstream >= 0 {
+            // Closing drops it from the poller's set.
             Socket.close(upstream)
             upstream = -1
         }
+        readiness.forget(.upstream)
     }
 
     private func close(_ reason: CloseReason) {
-        downWatcher.stop()
+        proxy.poller.forget(context)
         timer.stop()
         // Counted before the client's socket closes: once a client sees its end, `/stats`
         // (served by another worker's thread, perhaps) already shows it.
@@ -285,13 +279,14 @@ final class Session {
             measure.leftQueue(now)
             service.leaveQueue(self, timedOut: false)
         }
-        service.connectionClosed(failed: reason.isFailure)
+        let slot = holdsSlot ? endpoint : nil
+        holdsSlot = false
+        service.connectionClosed(failed: reason.isFailure, releasing: slot, on: proxy.index)
         if reason.isFailure {
             Log.info("service \(service.name): client \(clientDescription): connection closed: \(describe(reason))")
         }
         if proxy.accessLog.isOn { proxy.accessLog.record(record(reason)) }
         dropUpstream()
-        releaseSlot()
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
@@ -346,29 +341,57 @@ final class Session {
     private func takePipe() -> PipePool.Pipe? { pipesRef._withUnsafeGuaranteedRef { $0.take() } }
     private func givePipe(_ pipe: PipePool.Pipe) { pipesRef._withUnsafeGuaranteedRef { $0.give(pipe) } }
 
-    /// An event for the session at `context` (from its watchers, which hold it unretained).
-    private static func ready(_ context: UnsafeMutableRawPointer?, _ side: Side, _ events: Int32) {
-        Unmanaged<Session>.fromOpaque(context!)._withUnsafeGuaranteedRef { $0.ready(side, IOEvents(rawValue: events)) }
+    /// An event from the poller for the session at `context` (unretained), on the side
+    /// `tag` names.
+    static let ready: EdgePoller.Function = { context, tag, events in
+        Unmanaged<Session>.fromOpaque(context!)._withUnsafeGuaranteedRef {
+            $0.ready(tag == Side.downstream.tag ? .downstream : .upstream, EdgePoller.Events(rawValue: events))
+        }
     }
 
-    private func ready(_ side: Side, _ events: IOEvents) {
+    private func ready(_ side: Side, _ events: EdgePoller.Events) {
+        // A closed session may still have an event in the batch being dispatched.
+        guard state.phase != .closed, !isParked else { return }
+        readiness.note(events, on: side)
         if state.phase == .connecting {
-            if side == .upstream && events.contains(.write) {
+            // The client's bytes wait (noted above) until the upstream is connected.
+            guard side == .upstream, upstream >= 0, !queued else { return }
+            if events.contains(.failed) {
+                // Only a failed connect costs a getsockopt: for its reason.
                 let code = Socket.pendingError(upstream)
-                if code == 0 {
-                    connectSucceeded()
-                } else {
-                    connectFailed(SystemError(errno: code, operation: "connect"))
-                }
+                connectFailed(SystemError(errno: code == 0 ? ECONNREFUSED : code, operation: "connect"))
+            } else if events.contains(.writable) {
+                // Writable, with no error pending: the handshake is done.
+                connectSucceeded()
             }
             return
         }
-        if events.contains(.write) {
+        pump()
+    }
+
+    /// Moves what can move now: what waits for a writable side first, then reads from each
+    /// readable side whose peer has nothing waiting. Runs after every event: with
+    /// edge-triggered readiness, what is not done now is not reported again.
+    private func pump() {
+        for side in [Side.upstream, .downstream] where readiness.writable.contains(side) && hasPending(toward: side) {
             flush(toward: side)
-            if state.phase == .closed { return }
+            if state.phase != .relaying { return }
         }
-        if events.contains(.read) {
-            relay(from: side)
+        for source in [Side.downstream, .upstream]
+        where readiness.readable.contains(source) && state.isReading(from: source) && !hasPending(toward: source.peer) {
+            relay(from: source)
+            if state.phase != .relaying { return }
+        }
+    }
+
+    /// A read from `source` that returned fewer bytes than asked drained its socket: with
+    /// the peer's FIN seen, that is its end of file, told without a read that returns 0.
+    /// Otherwise the socket waits for the poller's next event.
+    private func drainedRead(from source: Side) {
+        if readiness.peerClosed.contains(source) {
+            perform(state.finReceived(from: source, buffered: hasPending(toward: source.peer)))
+        } else {
+            readiness.readable.remove(source)
         }
     }
 
@@ -417,6 +440,7 @@ final class Session {
                 switch try Socket.splice(from: sourceFD, to: pipe.writeEnd, count: pipe.capacity) {
                 case .wouldBlock:
                     givePipe(pipe)
+                    readiness.readable.remove(source)
                     return
                 case .done(let n):
                     count = n
@@ -447,7 +471,7 @@ final class Session {
                     default:
                         // The destination is full: the rest waits in the pipe.
                         if source == .downstream { pipeToUpstream = (pipe, left) } else { pipeToDownstream = (pipe, left) }
-                        updateInterest()
+                        blocked(toward: source.peer, shortRead: count < pipe.capacity)
                         return
                     }
                 }
@@ -457,8 +481,13 @@ final class Session {
                 return
             }
             givePipe(pipe)
-            if count < pipe.capacity { return }
+            if count < pipe.capacity {
+                drainedRead(from: source)
+                return
+            }
         }
+        // At the bound with bytes perhaps left: the kernel will not say so again.
+        proxy.poller.again(context, tag: source.tag)
     }
 
     /// Reads from `source` and writes straight to its peer, a bounded number of times.
@@ -470,7 +499,9 @@ final class Session {
             let count: Int
             do {
                 switch try Socket.read(sourceFD, into: buffer.baseAddress!, count: buffer.count) {
-                case .wouldBlock: return
+                case .wouldBlock:
+                    readiness.readable.remove(source)
+                    return
                 case .done(let n): count = n
                 }
             } catch {
@@ -494,7 +525,7 @@ final class Session {
                         } else {
                             toDownstream.store(buffer.baseAddress! + written, count: count - written)
                         }
-                        updateInterest()
+                        blocked(toward: source.peer, shortRead: count < buffer.count)
                         return
                     }
                 }
@@ -503,13 +534,31 @@ final class Session {
                 return
             }
             countBytes(written, from: source)
-            if count < buffer.count { return }
+            if count < buffer.count {
+                drainedRead(from: source)
+                return
+            }
             // A full buffer: a bulk transfer. Splice from here on.
             if proxy.spliceEnabled {
                 if source == .downstream { splicingFromDownstream = true } else { splicingFromUpstream = true }
                 relaySpliced(from: source)
                 return
             }
+        }
+        proxy.poller.again(context, tag: source.tag)
+    }
+
+    /// `destination` took only part of what was read for it: the rest waits for its next
+    /// writable event. A short read before it drained the source (see `drainedRead`): a FIN
+    /// seen then passes on once the rest is written.
+    private func blocked(toward destination: Side, shortRead: Bool) {
+        readiness.writable.remove(destination)
+        let source = destination.peer
+        guard shortRead else { return }
+        if readiness.peerClosed.contains(source) {
+            perform(state.finReceived(from: source, buffered: true))
+        } else {
+            readiness.readable.remove(source)
         }
     }
 
@@ -543,7 +592,11 @@ final class Session {
             perform(state.reset(destination))
             return
         }
-        perform(hasPending(toward: destination) ? .none : state.drained(from: source))
+        if hasPending(toward: destination) {
+            readiness.writable.remove(destination)
+        } else {
+            perform(state.drained(from: source))
+        }
     }
 
     /// Whether bytes wait to be written to `side`.
@@ -567,26 +620,11 @@ final class Session {
         }
     }
 
-    /// Sets what each socket is watched for: read a side while it is open and its peer has
-    /// nothing waiting; write a side while something waits for it.
-    private func updateInterest() {
-        guard state.phase == .relaying else { return }
-        var down: IOEvents = []
-        var up: IOEvents = []
-        let waitingUp = hasPending(toward: .upstream)
-        let waitingDown = hasPending(toward: .downstream)
-        if state.isReading(from: .downstream) && !waitingUp { down.insert(.read) }
-        if state.isReading(from: .upstream) && !waitingDown { up.insert(.read) }
-        if waitingDown { down.insert(.write) }
-        if waitingUp { up.insert(.write) }
-        downWatcher.watch(down)
-        upWatcherRef?._withUnsafeGuaranteedRef { $0.watch(up) }
-    }
-
     // MARK: Takeover
 
-    /// Parked for a takeover: watched for nothing and its timer stopped, so that its
-    /// sockets are left to the process taking over until the handover commits or fails.
+    /// Parked for a takeover: out of the poller's set and its timer stopped, so that its
+    /// sockets are left alone until the handover commits (the process taking over serves
+    /// them) or fails (`resume()`).
     private(set) var isParked = false
 
     /// A connection another process handed over (see `TakeoverMessage.Established`):
@@ -597,14 +635,10 @@ final class Session {
         state = ConnectionState(relaying: entry.fromDownstream.flow, entry.fromUpstream.flow, attempts: entry.attempts,
                                 retries: settings.config.retries)
         self.endpoint = endpoint
+        // Set here too: observers do not run for assignments in an initializer.
+        counted = endpoint.map(Unmanaged.passUnretained)
         holdsSlot = endpoint != nil
         self.upstream = upstream
-        upWatcher = IOWatcher(loop: proxy.loop, fd: upstream, context: Unmanaged.passUnretained(self).toOpaque(), function: { context, events in
-            Session.ready(context, .upstream, events)
-        })
-        // Set here too: observers do not run for assignments in an initializer.
-        upWatcherRef = upWatcher.map(Unmanaged.passUnretained)
-        counted = endpoint.map(Unmanaged.passUnretained)
         entry.fromDownstream.pending.withUnsafeBytes { if $0.count > 0 { toUpstream.store($0.baseAddress!, count: $0.count) } }
         entry.fromUpstream.pending.withUnsafeBytes { if $0.count > 0 { toDownstream.store($0.baseAddress!, count: $0.count) } }
         splicingFromDownstream = entry.fromDownstream.splicing
@@ -617,6 +651,11 @@ final class Session {
         isParked = true
     }
 
+    /// Handed over before it was connected: started by `resume()`.
+    func parkUnstarted() {
+        isParked = true
+    }
+
     /// Stops the connection for a takeover and describes it for the new process: nothing
     /// more is read from either side; what waits for a side is written as far as the
     /// socket takes it, and the rest (a splice pipe's bytes read out of the pipe) goes in
@@ -624,8 +663,12 @@ final class Session {
     /// new process starts it again with the bytes read so far.
     func park() -> TakeoverMessage.Connection {
         isParked = true
-        downWatcher.stop()
-        upWatcherRef?._withUnsafeGuaranteedRef { $0.stop() }
+        // Out of the set while open: the new process's copies share these sockets, and
+        // their events must not reach this one.
+        proxy.poller.remove(downstream)
+        if upstream >= 0 { proxy.poller.remove(upstream) }
+        proxy.poller.forget(context)
+        readiness = Readiness()
         timer.stop()
         if state.phase != .relaying {
             if queued {
@@ -681,29 +724,35 @@ final class Session {
         return RelayDirection(pending: bytes, flow: state.flow(from: source), splicing: splicing)
     }
 
-    /// Handed over before it was connected: started by `resume()`.
-    func parkUnstarted() {
-        isParked = true
-    }
-
     /// Serves a parked connection again: after a takeover that failed (this process keeps
-    /// it), or once one committed (in the process that took it over).
+    /// it), or once one committed (in the process that took it over). Its sockets join the
+    /// poller's set again, which reports at once whatever they are ready for.
     func resume() {
         guard isParked else { return }
         isParked = false
+        if state.phase == .connecting && upstream < 0 {
+            if state.attempts == 0 {
+                start()  // handed over before its first connect
+                return
+            }
+        }
+        do {
+            try proxy.poller.add(downstream, context: context, tag: Side.downstream.tag)
+            if upstream >= 0 { try proxy.poller.add(upstream, context: context, tag: Side.upstream.tag) }
+        } catch {
+            Log.warning("service \(service.name): client \(clientDescription): \(error)")
+            perform(state.reset(.downstream))
+            return
+        }
         switch state.phase {
         case .connecting:
-            if let upWatcher {
-                upWatcher.start()
+            if upstream >= 0 {
                 timer.start(after: settings.config.connectTimeout)
-            } else if state.attempts == 0 {
-                start()  // handed over before its first connect
             } else {
-                connectNext()
+                connectNext()  // it had left the queue: it joins it again, or connects
             }
         case .relaying:
             timer.start(after: max(0, settings.config.idleTimeout - (now - lastActivity)))
-            updateInterest()
             // A FIN that waited for bytes now written: passed on here.
             for source in [Side.downstream, .upstream] where state.flow(from: source) == .finPending && !hasPending(toward: source.peer) {
                 perform(state.drained(from: source))
@@ -713,4 +762,9 @@ final class Session {
             break
         }
     }
+}
+
+extension Side {
+    /// The side's tag in the poller's registrations.
+    var tag: Int32 { self == .downstream ? 0 : 1 }
 }

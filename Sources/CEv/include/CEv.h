@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <spawn.h>
+// Glibc's Swift module leaves out epoll: including it here makes it importable (no wrapper).
+#include <sys/epoll.h>
 
 // libev's watcher initialisers are macros: Swift cannot call them.
 static inline void cev_io_init(ev_io *w, void (*cb)(struct ev_loop *, ev_io *, int), int fd, int events) { ev_io_init(w, cb, fd, events); }
