@@ -135,7 +135,9 @@ import Testing
                         guard try client.readLine() == "ping \(worker) \(round)" else { throw HarnessError("wrong echo") }
                         served.wrappingAdd(1, ordering: .relaxed)
                     } catch {
-                        failures.withLock { $0.append("\(error)") }
+                        // One is enough to fail the test; the loop ends there.
+                        failures.withLock { $0.append("worker \(worker), round \(round): \(error)") }
+                        return
                     }
                 }
             }

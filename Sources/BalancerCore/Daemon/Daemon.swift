@@ -170,6 +170,7 @@ public final class Daemon {
         loop.run()
         // Handed over: the successor has its own takeover socket at the path by now.
         takeoverServer?.stop(removing: successor == nil)
+        takeoverServer = nil
         workers.stop()
         admin.close()
         if let successor {
@@ -260,6 +261,9 @@ public final class Daemon {
             return
         }
         shuttingDown = true
+        // A draining daemon has nothing to hand over.
+        takeoverServer?.stop(removing: true)
+        takeoverServer = nil
         configWatcher.stop()
         healthChecker.stop()
         dns.stop()

@@ -28,7 +28,11 @@ final class HelloReader {
     convenience init(proxy: Proxy, fd: Int32, route: ListenerRoute, preread: [UInt8]) {
         self.init(proxy: proxy, fd: fd, route: route)
         _ = preread.withUnsafeBytes { hello.feed($0) }
+        handedOver = true
     }
+
+    /// Its socket came through a takeover: the previous process may hold it still.
+    private(set) var handedOver = false
 
     /// A takeover: stops reading (and the clock) until `start()` again.
     func park() {

@@ -176,10 +176,11 @@ public final class Proxy: @unchecked Sendable {
             Socket.close(reader.fd)
             return
         }
-        accepted(reader.fd, for: service, preface: reader.bytes, counted: true)
+        accepted(reader.fd, for: service, preface: reader.bytes, counted: true, sharedSocket: reader.handedOver)
     }
 
-    private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
+    /// `sharedSocket`: the client's socket came through a takeover (see `Session.noteSharedSockets`).
+    private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false, sharedSocket: Bool = false) {
         if !counted { accepted.wrappingAdd(1, ordering: .relaxed) }
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)
@@ -201,6 +202,7 @@ public final class Proxy: @unchecked Sendable {
             resumeCheck.start(after: 0.1, repeating: 0.1)
             Log.warning("listeners paused: \(inAll) connections open, as many as the file descriptor limit allows; resuming as connections close")
         }
+        if sharedSocket { session.noteSharedSockets() }
         session.start()
     }
 

@@ -262,7 +262,8 @@ final class Session {
 
     private func dropUpstream() {
         if upstream >= 0 {
-            // Closing drops it from the poller's set.
+            // Closing drops it from the poller's set, unless another process has it too.
+            if sharesSockets { proxy.poller.remove(upstream) }
             Socket.close(upstream)
             upstream = -1
         }
@@ -287,6 +288,7 @@ final class Session {
         }
         if proxy.accessLog.isOn { proxy.accessLog.record(record(reason)) }
         dropUpstream()
+        if sharesSockets { proxy.poller.remove(downstream) }
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
@@ -626,6 +628,10 @@ final class Session {
     /// sockets are left alone until the handover commits (the process taking over serves
     /// them) or fails (`resume()`).
     private(set) var isParked = false
+    /// Its sockets went through a takeover, so another process may hold them still (the
+    /// previous one until it exits, or a new one that failed until it is gone): closing this
+    /// process's copy would not take them out of the poller's set, so they leave it first.
+    private var sharesSockets = false
 
     /// A connection another process handed over (see `TakeoverMessage.Established`):
     /// parked until `resume()`, with what that process still held for each side.
@@ -649,11 +655,18 @@ final class Session {
                                     bytesIn: entry.bytesIn, bytesOut: entry.bytesOut)
         measure.client = client
         isParked = true
+        sharesSockets = true
+    }
+
+    /// The client's socket came through a takeover (a ClientHello being read then).
+    func noteSharedSockets() {
+        sharesSockets = true
     }
 
     /// Handed over before it was connected: started by `resume()`.
     func parkUnstarted() {
         isParked = true
+        sharesSockets = true
     }
 
     /// Stops the connection for a takeover and describes it for the new process: nothing
@@ -663,6 +676,7 @@ final class Session {
     /// new process starts it again with the bytes read so far.
     func park() -> TakeoverMessage.Connection {
         isParked = true
+        sharesSockets = true
         // Out of the set while open: the new process's copies share these sockets, and
         // their events must not reach this one.
         proxy.poller.remove(downstream)
