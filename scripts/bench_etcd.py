@@ -66,14 +66,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(balancerd, changes=20):
+def run(balancerd, changes=20, serve=()):
+    """serve: a command prefix for etcd and the daemon, such as taskset -c 1."""
     work = tempfile.mkdtemp(prefix="balancerd-bench-etcd-")
     processes = []
     try:
         client, peer, admin, listen = free_port(), free_port(), free_port(), free_port()
         url = f"http://127.0.0.1:{client}"
         etcd = subprocess.Popen(
-            ["etcd", "--data-dir", f"{work}/data", "--listen-client-urls", url, "--advertise-client-urls", url,
+            list(serve) + ["etcd", "--data-dir", f"{work}/data", "--listen-client-urls", url, "--advertise-client-urls", url,
              "--listen-peer-urls", f"http://127.0.0.1:{peer}", "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-cluster", f"default=http://127.0.0.1:{peer}", "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -109,7 +110,7 @@ def run(balancerd, changes=20):
                     "defaults: {healthCheck: off}\n"
                     f"services:\n  - name: web\n    listen: 127.0.0.1:{listen}\n    endpoints: []\n")
         log = open(os.path.join(work, "balancerd.log"), "w")
-        daemon = subprocess.Popen([balancerd, "--config", config, "--log-level", "warning"], stderr=log, start_new_session=True)
+        daemon = subprocess.Popen(list(serve) + [balancerd, "--config", config, "--log-level", "warning"], stderr=log, start_new_session=True)
         processes.append(daemon)
 
         def answer():

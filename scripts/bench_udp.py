@@ -15,53 +15,27 @@ front of the same two UDP echo servers (scripts/bench/udpload.c, built here with
 
 Everything runs on 127.0.0.1 and stops by itself.
 """
-import argparse
 import json
 import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import ROOT, Run, cpu_seconds, free_port, main, tree
+
 KINDS = ["direct", "nginx", "balancerd"]
 RATES_MBIT = [100, 250, 500, 1000, 2000, 4000]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def run(balancerd, seconds=5, load=(), serve=(), kinds=KINDS):
+    """load, serve: command prefixes for the load generators and for the servers (the echo
+    servers, iperf3's server, the proxy), such as taskset -c 0 and taskset -c 1; kinds: the
+    paths to measure, in this order."""
+    with Run("balancerd-bench-udp-") as bench:
+        work = bench.work
 
+        def start(command):
+            return bench.start(list(serve) + command)
 
-def tree(pid):
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [pid] + [p for child in children for p in tree(int(child))]
-
-
-def cpu_seconds(pids):
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
-
-
-def run(balancerd, seconds=5):
-    work = tempfile.mkdtemp(prefix="balancerd-bench-udp-")
-    processes = []
-
-    def start(command, **options):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **options)
-        processes.append(process)
-        return process
-
-    try:
         tool = os.path.join(work, "udpload")
         subprocess.run(["cc", "-O2", "-o", tool, os.path.join(ROOT, "scripts/bench/udpload.c")], check=True)
         echoes = [free_port(), free_port()]
@@ -71,7 +45,7 @@ def run(balancerd, seconds=5):
         start(["iperf3", "-s", "-B", "127.0.0.1", "-p", str(iperf_port)])
         time.sleep(0.5)
         results = {}
-        for kind in KINDS:
+        for kind in kinds:
             front, iperf_front, proxy = echoes[0], iperf_port, None
             if kind == "nginx":
                 front, iperf_front = free_port(), free_port()
@@ -106,7 +80,7 @@ services:
             time.sleep(1)
             pids = tree(proxy.pid) if proxy else []
             before = cpu_seconds(pids)
-            out = subprocess.run([tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
+            out = subprocess.run(list(load) + [tool, "load", str(front), "64", str(seconds), "64"], capture_output=True, text=True,
                                  timeout=seconds + 30).stdout.split()
             cpu = cpu_seconds(pids) - before
             exchanges = int(out[1])
@@ -115,7 +89,7 @@ services:
                        "udp_cpu_per_m": cpu / (2 * exchanges) * 1e6 if proxy and exchanges else float("nan")}
             best = 0.0
             for rate in RATES_MBIT:
-                run = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
+                run = subprocess.run(list(load) + ["iperf3", "-c", "127.0.0.1", "-p", str(iperf_front), "-u", "-b", f"{rate}M", "-l", "1400",
                                       "-t", "2", "-J"], capture_output=True, text=True, timeout=40)
                 try:
                     summary = json.loads(run.stdout)["end"]["sum"]
@@ -127,29 +101,12 @@ services:
             figures["udp_mbit"] = best
             results[kind] = figures
             if proxy:
-                os.killpg(proxy.pid, signal.SIGKILL)
-                proxy.wait()
+                Run.kill(proxy)
         return results
-    finally:
-        for process in processes:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            process.wait()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--balancerd", required=True)
-    parser.add_argument("--seconds", type=float, default=5)
-    options = parser.parse_args()
-    results = run(options.balancerd, options.seconds)
-    print(f"{'figure':52} " + " ".join(f"{k:>10}" for k in KINDS) + "  balancerd/nginx")
-    for label, key, fmt in [("UDP 64-byte exchanges/s (64 clients)", "udp_rate", "{:.0f}"),
-                            ("UDP proxy CPU seconds per million datagrams", "udp_cpu_per_m", "{:.2f}"),
-                            ("UDP iperf3 -u, 1,400 B, < 1% loss (Mbit/s)", "udp_mbit", "{:.0f}")]:
-        values = [results[k][key] for k in KINDS]
-        ratio = results["balancerd"][key] / results["nginx"][key] if results["nginx"][key] else float("nan")
-        print(f"{label:52} " + " ".join(f"{('-' if v != v else fmt.format(v)):>10}" for v in values) + f"  {ratio:.2f}x")
+    main(run, KINDS, [("UDP 64-byte exchanges/s (64 clients)", "udp_rate", "{:.0f}", True),
+                      ("UDP proxy CPU seconds per million datagrams", "udp_cpu_per_m", "{:.2f}", False),
+                      ("UDP iperf3 -u, 1,400 B, < 1% loss (Mbit/s)", "udp_mbit", "{:.0f}", True)],
+         ["nginx"])

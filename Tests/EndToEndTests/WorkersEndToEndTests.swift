@@ -52,6 +52,21 @@ import Testing
         withExtendedLifetime((clients, daemon)) {}
     }
 
+    @Test func accept_withManyLongLivedClients_evensOutTheWorkersLoad() throws {
+        let backends = try ["a", "b"].map { try BackendProcess(name: $0) }
+        let port = Harness.freePort()
+        let admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: backends.map(\.address), top: ["workers: 2"], adminPort: admin))
+        let clients = try (0..<96).map { _ in try TestClient(port: port) }
+        for client in clients { #expect(["a", "b"].contains(try client.readLine())) }
+        let open = try workerFigures(admin).map { $0["openConnections"] as? Int ?? -1 }
+        // The kernel's hash alone leaves splits such as 38 / 58; a worker hands a new
+        // connection over once it has 1/8 more than the other (and at least 3).
+        #expect(open.count == 2 && open.reduce(0, +) == 96, "\(open)")
+        #expect(abs(open[0] - open[1]) <= 8, "\(open)")
+        withExtendedLifetime((clients, daemon)) {}
+    }
+
     @Test func reload_withTwoWorkers_movesEveryWorkerToTheNewAddress() throws {
         let backend = try BackendProcess(name: "a")
         let oldPort = Harness.freePort()

@@ -19,9 +19,11 @@ import Glibc
 /// at its per-wakeup bound while bytes remain asks to be called again (`again`), on the
 /// next loop iteration.
 ///
-/// Each registration carries a context pointer (the session, unretained: a session leaves
-/// the set by closing its sockets before it is freed) and a small tag (which side) in the
-/// low bits of the pointer, which are zero for any object's address.
+/// Each registration carries a 64-bit token, handed back with its events to the poller's
+/// function along with the owner's context. Tokens, not object pointers: a closed socket
+/// leaves the set only once no process holds it, and a child between fork and exec, or a
+/// descriptor in flight to another process, holds it a moment longer; an event that comes
+/// then must find nothing, never a freed session (the owner checks the token).
 public final class EdgePoller {
     /// What the kernel reported for one descriptor.
     public struct Events: OptionSet, Sendable {
@@ -35,25 +37,26 @@ public final class EdgePoller {
         public static let failed = Events(rawValue: 8)
     }
 
-    /// Called with a registration's context and tag and what is ready.
-    public typealias Function = @convention(c) (UnsafeMutableRawPointer?, Int32, UInt32) -> Void
+    /// Called with the owner's context, a registration's token and what is ready.
+    public typealias Function = @convention(c) (UnsafeMutableRawPointer?, UInt64, UInt32) -> Void
 
-    /// Tags are kept in the pointer's low bits: at most this many.
-    public static let tagLimit: Int32 = 8
     static let batch: Int32 = 64
 
     private let epoll: Int32
     private let function: Function
+    private let context: UnsafeMutableRawPointer?
     private var watcher: IOWatcher!
     private let events: UnsafeMutablePointer<epoll_event>
-    private var pending: [(context: UnsafeMutableRawPointer, tag: Int32)] = []
+    private var pending: [UInt64] = []
     private var pendingTimer: TimerWatcher!
 
-    public init(loop: EventLoop, function: @escaping Function) throws(SystemError) {
+    /// `context` (unretained) is passed to `function` with every event.
+    public init(loop: EventLoop, context: UnsafeMutableRawPointer?, function: @escaping Function) throws(SystemError) {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         if fd < 0 { throw SystemError(errno: errno, operation: "epoll_create1") }
         epoll = fd
         self.function = function
+        self.context = context
         events = .allocate(capacity: Int(Self.batch))
         watcher = IOWatcher(loop: loop, fd: fd, events: .read) { [unowned self] _ in self.drain() }
         pendingTimer = TimerWatcher(loop: loop) { [unowned self] in self.runPending() }
@@ -69,10 +72,10 @@ public final class EdgePoller {
 
     /// Adds `fd` for good: input, output and peer-closed, edge-triggered. A socket that is
     /// ready already is reported at once.
-    public func add(_ fd: Int32, context: UnsafeMutableRawPointer, tag: Int32) throws(SystemError) {
+    public func add(_ fd: Int32, token: UInt64) throws(SystemError) {
         var event = epoll_event()
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        event.data.u64 = UInt64(UInt(bitPattern: context)) | UInt64(tag)
+        event.data.u64 = token
         if epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) < 0 { throw SystemError(errno: errno, operation: "epoll_ctl") }
     }
 
@@ -83,19 +86,12 @@ public final class EdgePoller {
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, fd, &event)
     }
 
-    /// Calls `context`'s function with `tag` and `.readable` on the next loop iteration:
-    /// for a session that stopped at its per-wakeup bound with bytes left, which the kernel
-    /// will not report again.
-    public func again(_ context: UnsafeMutableRawPointer, tag: Int32) {
+    /// Calls the function with `token` and `.readable` on the next loop iteration: for a
+    /// session that stopped at its per-wakeup bound with bytes left, which the kernel will
+    /// not report again.
+    public func again(_ token: UInt64) {
         if pending.isEmpty { pendingTimer.start(after: 0) }
-        pending.append((context, tag))
-    }
-
-    /// Drops what `again` queued for `context`: called by a session as it closes, before it
-    /// can be freed.
-    public func forget(_ context: UnsafeMutableRawPointer) {
-        guard !pending.isEmpty else { return }
-        pending.removeAll { $0.context == context }
+        pending.append(token)
     }
 
     private func drain() {
@@ -109,16 +105,14 @@ public final class EdgePoller {
             if raw & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { ready.insert(.writable) }
             if raw & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 { ready.insert(.peerClosed) }
             if raw & EPOLLERR.rawValue != 0 { ready.insert(.failed) }
-            let tag = Int32(truncatingIfNeeded: data & UInt64(Self.tagLimit - 1))
-            let context = UnsafeMutableRawPointer(bitPattern: UInt(data & ~UInt64(Self.tagLimit - 1)))
-            function(context, tag, ready.rawValue)
+            function(context, data, ready.rawValue)
         }
     }
 
     private func runPending() {
         let batch = pending
         pending.removeAll(keepingCapacity: true)
-        for entry in batch { function(entry.context, entry.tag, Events.readable.rawValue) }
+        for token in batch { function(context, token, Events.readable.rawValue) }
         if !pending.isEmpty { pendingTimer.start(after: 0) }
     }
 }

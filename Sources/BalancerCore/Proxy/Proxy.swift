@@ -19,7 +19,9 @@ public final class Proxy: @unchecked Sendable {
     /// Pipes for the zero-copy relay.
     let pipes = PipePool()
     /// Readiness of every session socket of this worker (edge-triggered; see `EdgePoller`).
-    let poller: EdgePoller
+    private(set) var poller: EdgePoller!
+    /// The sessions by their sockets' tokens in `poller`.
+    var table = SessionTable<Session>()
     /// splice(2) relay; off with `BALANCERD_RELAY=copy` in the environment (for comparison
     /// and tests), or by itself where the kernel refuses splice on these sockets.
     private(set) var spliceEnabled = getenv("BALANCERD_RELAY").map { String(cString: $0) } != "copy"
@@ -47,6 +49,12 @@ public final class Proxy: @unchecked Sendable {
     public let accepted = Atomic<Int>(0)
     /// This worker's side of the connection log.
     let accessLog: AccessLogBuffer
+    /// The other workers, set once before any loop runs: a new connection goes to the one
+    /// with the fewest open sessions when this one has clearly more (see `handOff`).
+    var peers: [Proxy] = []
+    /// Connections other workers handed to this one that it has not taken in yet: counted
+    /// with `open` when choosing, so that a burst of hand-offs does not all land here.
+    let incoming = Atomic<Int>(0)
 
     init(loop: EventLoop, index: Int, totals: Workers.Totals, maxConnections: Int, descriptorCapacity: Int, accessLog: AccessLogBuffer) {
         self.loop = loop
@@ -56,18 +64,28 @@ public final class Proxy: @unchecked Sendable {
         self.maxConnections = maxConnections
         self.descriptorCapacity = descriptorCapacity
         relayBuffer = .allocate(byteCount: Self.relayChunk, alignment: 64)
+        resumeCheck = TimerWatcher(loop: loop, handler: {})
+        resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
         do {
-            poller = try EdgePoller(loop: loop, function: Session.ready)
+            // Unretained: the proxy outlives its poller.
+            poller = try EdgePoller(loop: loop, context: Unmanaged.passUnretained(self).toOpaque(), function: Self.sessionEvent)
         } catch {
             // As for a loop that cannot be made: no descriptor or memory left at start-up.
             fatalError("worker \(index): \(error)")
         }
-        resumeCheck = TimerWatcher(loop: loop, handler: {})
-        resumeCheck.handler = { [unowned self] in self.resumeIfRoom() }
     }
 
     deinit {
         relayBuffer.deallocate()
+    }
+
+    /// An event from the poller: to the session its token names, if it is still open.
+    private static let sessionEvent: EdgePoller.Function = { context, token, events in
+        Unmanaged<Proxy>.fromOpaque(context!)._withUnsafeGuaranteedRef { proxy in
+            proxy.table.session(for: token)?._withUnsafeGuaranteedRef {
+                $0.ready(SessionTable<Session>.side(of: token), EdgePoller.Events(rawValue: events))
+            }
+        }
     }
 
     /// Takes a set of services (at start, and on every reload), each with the listen address
@@ -179,8 +197,30 @@ public final class Proxy: @unchecked Sendable {
         accepted(reader.fd, for: service, preface: reader.bytes, counted: true, sharedSocket: reader.handedOver)
     }
 
-    /// `sharedSocket`: the client's socket came through a takeover (see `Session.noteSharedSockets`).
+    /// `sharedSocket`: the client's socket came through a takeover (see `Session.noteSharedSockets`):
+    /// served here.
     private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false, sharedSocket: Bool = false) {
+        if !sharedSocket, handOff(fd, for: service, preface: preface, counted: counted) { return }
+        takeIn(fd, for: service, preface: preface, counted: counted, sharedSocket: sharedSocket)
+    }
+
+    /// Hands `fd` to a less loaded worker when `AcceptBalance` says so (as HAProxy's
+    /// listener queues do); false to serve it here.
+    private func handOff(_ fd: Int32, for service: Service, preface: [UInt8], counted: Bool) -> Bool {
+        guard !peers.isEmpty else { return false }
+        let load = { (proxy: Proxy) in proxy.open.load(ordering: .relaxed) + proxy.incoming.load(ordering: .relaxed) }
+        guard let index = AcceptBalance.target(mine: load(self), others: peers.map(load)) else { return false }
+        let target = peers[index]
+        target.incoming.wrappingAdd(1, ordering: .relaxed)
+        target.loop.post { [target] in
+            target.incoming.wrappingSubtract(1, ordering: .relaxed)
+            target.takeIn(fd, for: service, preface: preface, counted: counted)
+        }
+        return true
+    }
+
+    /// Serves `fd` on this worker, within the limits.
+    private func takeIn(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false, sharedSocket: Bool = false) {
         if !counted { accepted.wrappingAdd(1, ordering: .relaxed) }
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)

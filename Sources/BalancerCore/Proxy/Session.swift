@@ -84,9 +84,10 @@ final class Session {
     }
 
     func start() {
+        token = proxy.table.insert(self)
         do {
             // From now on the client's bytes are reported, and wait for the upstream.
-            try proxy.poller.add(downstream, context: context, tag: Side.downstream.tag)
+            try proxy.poller.add(downstream, token: token)
         } catch {
             Log.warning("service \(service.name): client \(clientDescription): \(error)")
             perform(state.start())
@@ -96,9 +97,8 @@ final class Session {
         perform(state.start())
     }
 
-    /// This session as the poller's context (unretained: it leaves the poller's set by
-    /// closing its sockets, before it is freed).
-    private var context: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+    /// This session's downstream token in the proxy's table and poller (see `SessionTable`).
+    private var token: UInt64 = 0
 
     /// Ends the connection on a shutdown's drain deadline, or from the admin port.
     func forceClose(_ reason: CloseReason = .drainDeadline) {
@@ -174,7 +174,7 @@ final class Session {
         upstream = fd
         Socket.setNoDelay(fd)
         do {
-            try proxy.poller.add(fd, context: context, tag: Side.upstream.tag)
+            try proxy.poller.add(fd, token: SessionTable<Session>.token(token, side: .upstream))
             switch try Socket.connect(fd, to: endpoint.address) {
             case .done:
                 readiness.writable.insert(.upstream)
@@ -271,7 +271,8 @@ final class Session {
     }
 
     private func close(_ reason: CloseReason) {
-        proxy.poller.forget(context)
+        // From here on, events still on their way for its sockets find nothing.
+        proxy.table.remove(token)
         timer.stop()
         // Counted before the client's socket closes: once a client sees its end, `/stats`
         // (served by another worker's thread, perhaps) already shows it.
@@ -343,15 +344,8 @@ final class Session {
     private func takePipe() -> PipePool.Pipe? { pipesRef._withUnsafeGuaranteedRef { $0.take() } }
     private func givePipe(_ pipe: PipePool.Pipe) { pipesRef._withUnsafeGuaranteedRef { $0.give(pipe) } }
 
-    /// An event from the poller for the session at `context` (unretained), on the side
-    /// `tag` names.
-    static let ready: EdgePoller.Function = { context, tag, events in
-        Unmanaged<Session>.fromOpaque(context!)._withUnsafeGuaranteedRef {
-            $0.ready(tag == Side.downstream.tag ? .downstream : .upstream, EdgePoller.Events(rawValue: events))
-        }
-    }
-
-    private func ready(_ side: Side, _ events: EdgePoller.Events) {
+    /// An event from the poller for `side`'s socket (see `Proxy.sessionEvent`).
+    func ready(_ side: Side, _ events: EdgePoller.Events) {
         // A closed session may still have an event in the batch being dispatched.
         guard state.phase != .closed, !isParked else { return }
         readiness.note(events, on: side)
@@ -359,9 +353,11 @@ final class Session {
             // The client's bytes wait (noted above) until the upstream is connected.
             guard side == .upstream, upstream >= 0, !queued else { return }
             if events.contains(.failed) {
-                // Only a failed connect costs a getsockopt: for its reason.
+                // Only a failed connect costs a getsockopt: for its reason. No error pending
+                // means the report was not this socket's (one closed while another process
+                // still held it): nothing to do.
                 let code = Socket.pendingError(upstream)
-                connectFailed(SystemError(errno: code == 0 ? ECONNREFUSED : code, operation: "connect"))
+                if code != 0 { connectFailed(SystemError(errno: code, operation: "connect")) }
             } else if events.contains(.writable) {
                 // Writable, with no error pending: the handshake is done.
                 connectSucceeded()
@@ -489,7 +485,7 @@ final class Session {
             }
         }
         // At the bound with bytes perhaps left: the kernel will not say so again.
-        proxy.poller.again(context, tag: source.tag)
+        proxy.poller.again(SessionTable<Session>.token(token, side: source))
     }
 
     /// Reads from `source` and writes straight to its peer, a bounded number of times.
@@ -547,7 +543,7 @@ final class Session {
                 return
             }
         }
-        proxy.poller.again(context, tag: source.tag)
+        proxy.poller.again(SessionTable<Session>.token(token, side: source))
     }
 
     /// `destination` took only part of what was read for it: the rest waits for its next
@@ -681,7 +677,6 @@ final class Session {
         // their events must not reach this one.
         proxy.poller.remove(downstream)
         if upstream >= 0 { proxy.poller.remove(upstream) }
-        proxy.poller.forget(context)
         readiness = Readiness()
         timer.stop()
         if state.phase != .relaying {
@@ -750,9 +745,11 @@ final class Session {
                 return
             }
         }
+        // Handed over by another process: not in this proxy's table yet.
+        if token == 0 { token = proxy.table.insert(self) }
         do {
-            try proxy.poller.add(downstream, context: context, tag: Side.downstream.tag)
-            if upstream >= 0 { try proxy.poller.add(upstream, context: context, tag: Side.upstream.tag) }
+            try proxy.poller.add(downstream, token: token)
+            if upstream >= 0 { try proxy.poller.add(upstream, token: SessionTable<Session>.token(token, side: .upstream)) }
         } catch {
             Log.warning("service \(service.name): client \(clientDescription): \(error)")
             perform(state.reset(.downstream))

@@ -62,6 +62,7 @@ public final class Workers: @unchecked Sendable {
             Proxy(loop: loop, index: index, totals: totals, maxConnections: config.maxConnections, descriptorCapacity: capacity,
                   accessLog: accessLog.buffers[index])
         }
+        for proxy in proxies { proxy.peers = proxies.filter { $0 !== proxy } }
         services = config.services.map(Service.init)
     }
 

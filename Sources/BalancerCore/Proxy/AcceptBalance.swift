@@ -1,0 +1,15 @@
+/// Which worker serves a new connection, when the kernel's SO_REUSEPORT hash (by addresses
+/// and ports, not by load) has left the workers uneven: 50 kept-alive clients were seen
+/// split 12 / 38 over two workers, and the busier one set the tail latency.
+///
+/// The worker that accepted keeps the connection unless another has clearly fewer open:
+/// by an eighth of its own count, and at least 3 (so that the ordinary jitter of short
+/// connections moves nothing, since a hand-off costs the other loop's wakeup).
+enum AcceptBalance {
+    /// The index in `others` of the worker to hand the connection to, or nil to keep it.
+    /// Loads count open sessions and hand-offs on their way.
+    static func target(mine: Int, others: [Int]) -> Int? {
+        guard mine >= 3, let least = others.indices.min(by: { others[$0] < others[$1] }) else { return nil }
+        return mine - others[least] >= max(3, mine / 8) ? least : nil
+    }
+}
