@@ -48,7 +48,7 @@ let package = Package(
         .executableTarget(name: "fuzz-admin-request", dependencies: ["BalancerCore", "FuzzDriver"]),
         .executableTarget(name: "fuzz-client-hello", dependencies: ["BalancerCore", "FuzzDriver"]),
         .testTarget(name: "BalancerCoreTests", dependencies: ["BalancerCore"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "balancerctl", "testbackend"], exclude: ["Support/dns-server.py"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["balancerd", "balancerctl", "testbackend"], exclude: ["Support/dns-server.py", "Support/takeover-peer.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

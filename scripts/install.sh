@@ -7,7 +7,10 @@
 #   BALANCERD_BIN=path/to/balancerd scripts/install.sh   # install that binary (and the balancerctl
 #                                                        # beside it), build nothing
 #
-# An existing /etc/balancerd/balancerd.yaml is never overwritten.
+# An existing /etc/balancerd/balancerd.yaml is never overwritten. When it replaces the binary of
+# a balancerd.service that is running (no DESTDIR), it upgrades it in place: SIGUSR2 makes the
+# running daemon start the new binary with --takeover, which takes over every listener and
+# open connection (no client is refused or cut); the old one exits once it has handed over.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -37,3 +40,19 @@ else
     install -m 0644 config/balancerd.yaml "$DESTDIR/etc/balancerd/balancerd.yaml"
 fi
 echo "installed $DESTDIR$PREFIX/bin/balancerd, $DESTDIR$PREFIX/bin/balancerctl and balancerd.service, balancerd.socket in $DESTDIR/etc/systemd/system"
+if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null && systemctl is-active --quiet balancerd 2>/dev/null; then
+    systemctl daemon-reload
+    before="$(systemctl show -p MainPID --value balancerd)"
+    systemctl kill -s SIGUSR2 balancerd
+    # The takeover has 10 s; the old daemon logs why if it fails and goes on serving.
+    for _ in $(seq 1 120); do
+        now="$(systemctl show -p MainPID --value balancerd)"
+        if [ "$now" != "$before" ] && [ "$now" != 0 ]; then
+            echo "upgraded the running balancerd in place: pid $before handed over to pid $now"
+            exit 0
+        fi
+        sleep 0.1
+    done
+    echo "install.sh: the running balancerd (pid $before) did not hand over to the new binary; it goes on serving with the old one (see journalctl -u balancerd)" >&2
+    exit 1
+fi

@@ -1,5 +1,5 @@
-// _GNU_SOURCE only here: glibc hides accept4, pipe2, splice, recvmmsg, sendmmsg and the
-// pktinfo structs without it.
+// _GNU_SOURCE only here: glibc hides accept4, pipe2, splice, recvmmsg, sendmmsg, the
+// pktinfo structs, struct ucred and posix_spawn_file_actions_addclosefrom_np without it.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
@@ -10,8 +10,14 @@ _Static_assert(sizeof(struct cev_mmsghdr) == sizeof(struct mmsghdr), "cev_mmsghd
 
 int cev_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 int cev_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int cev_spawn_close_from(posix_spawn_file_actions_t *actions, int from) { return posix_spawn_file_actions_addclosefrom_np(actions, from); }
 ssize_t cev_splice(int fd_in, int fd_out, size_t len, unsigned int flags) { return splice(fd_in, NULL, fd_out, NULL, len, flags); }
 int cev_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+int cev_peer_credentials(int fd, pid_t *pid, uid_t *uid) {
+    struct ucred credentials; socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid; *uid = credentials.uid; return 0;
+}
 const unsigned int CEV_SPLICE_F_MOVE = SPLICE_F_MOVE;
 const unsigned int CEV_SPLICE_F_NONBLOCK = SPLICE_F_NONBLOCK;
 const unsigned int CEV_SPLICE_F_MORE = SPLICE_F_MORE;

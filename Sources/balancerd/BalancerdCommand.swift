@@ -9,7 +9,7 @@ struct BalancerdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "balancerd",
         abstract: "A userspace L4 (TCP) load balancer.",
-        discussion: "Runs in the foreground. SIGTERM or SIGINT drains and exits.",
+        discussion: "Runs in the foreground. SIGTERM or SIGINT drains and exits; SIGHUP reloads; SIGUSR2 starts the same executable with --takeover, which takes over every listener and connection (an upgrade in place).",
         version: "balancerd \(BalancerVersion.string)")
 
     @Option(name: .long, help: "Configuration file.")
@@ -20,6 +20,9 @@ struct BalancerdCommand: ParsableCommand {
 
     @Option(name: .long, help: "debug, info, notice, warning or error; overrides log.level.")
     var logLevel: LogLevel?
+
+    @Flag(name: .long, help: "Take over the listeners and open connections of the balancerd running with this configuration, then serve them; it exits once it has handed everything over.")
+    var takeover = false
 
     func run() throws {
         if checkConfig {
@@ -37,7 +40,8 @@ struct BalancerdCommand: ParsableCommand {
             }
             return
         }
-        let status = Daemon(configPath: config, logLevelOverride: logLevel).run()
+        let status = Daemon(configPath: config, logLevelOverride: logLevel, takeover: takeover,
+                            arguments: Array(CommandLine.arguments.dropFirst())).run()
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -13,7 +13,9 @@
 // as the connection takes and never reads; noread accepts and neither reads nor writes;
 // resetafter greets, reads 1000 bytes, then resets the connection; hex:BYTES sends those
 // bytes (hex digits, such as hex:2b4f4b0d0a) as its banner, then reads until the client
-// closes. UDP modes (on a UDP socket; --host may be IPv6): udp-echo sends every datagram
+// closes; counting is echo with the accept's number after the name ("NAME N\n", N from 1), so
+// that a test can tell how many connections the backend ever accepted; slow-eof is echo that
+// waits 1.5 s after the client's FIN before its "eof N" line. UDP modes (on a UDP socket; --host may be IPv6): udp-echo sends every datagram
 // back unchanged; udp-name answers every datagram with "NAME".
 import Foundation
 import Glibc
@@ -61,7 +63,7 @@ func writeText(_ fd: Int32, _ text: String) -> Bool {
     return bytes.withUnsafeBytes { writeAll(fd, $0.baseAddress!, $0.count) }
 }
 
-func serve(_ fd: Int32, _ options: Options) {
+func serve(_ fd: Int32, _ options: Options, ordinal: Int) {
     defer { close(fd) }
     switch options.mode {
     case "close":
@@ -105,6 +107,7 @@ func serve(_ fd: Int32, _ options: Options) {
         guard let source = readProxyHeader(fd) else { return }
         greeting += " " + source
     }
+    if options.mode == "counting" { greeting += " \(ordinal)" }
     guard writeText(fd, "\(greeting)\n") else { return }
     var buffer = [UInt8](repeating: 0, count: 64 * 1024)
     var total = 0
@@ -115,6 +118,7 @@ func serve(_ fd: Int32, _ options: Options) {
         total += n
         guard buffer.withUnsafeBytes({ writeAll(fd, $0.baseAddress!, n) }) else { return }
     }
+    if options.mode == "slow-eof" { usleep(1_500_000) }
     _ = writeText(fd, "eof \(total)\n")
     shutdown(fd, Int32(SHUT_WR))
 }
@@ -245,9 +249,12 @@ _ = withUnsafeMutablePointer(to: &actual) {
 _ = writeText(1, "listening \(UInt16(bigEndian: actual.sin_port))\n")
 
 while options.mode == "noaccept" { sleep(3600) }
+var accepted = 0
 while true {
     let client = accept(listener, nil, nil)
     if client < 0 { continue }
+    accepted += 1
     let captured = options
-    Thread.detachNewThread { serve(client, captured) }
+    let ordinal = accepted
+    Thread.detachNewThread { serve(client, captured, ordinal: ordinal) }
 }

@@ -141,6 +141,16 @@ struct ConnectionMeasure {
         self.start = start
     }
 
+    /// The figures of a connection another process started (a takeover): its log line
+    /// covers the whole connection.
+    init(start: Double, attempts: Int, connectTime: Double, bytesIn: UInt64, bytesOut: UInt64) {
+        self.start = start
+        self.attempts = attempts
+        self.connectTime = connectTime
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+    }
+
     mutating func connectStarted(_ now: Double) {
         attempts += 1
         connectAt = now

@@ -26,6 +26,9 @@ public final class AdminServer {
         }
     }
 
+    /// The listening socket (for a takeover to hand over), or nil before `bind`.
+    public var socket: Int32? { fd >= 0 ? fd : nil }
+
     public func start() {
         let watcher = IOWatcher(loop: loop, fd: fd, events: .read) { [unowned self] _ in self.acceptBatch() }
         watcher.start()

@@ -29,8 +29,22 @@ public final class Daemon {
     private var watchdog: TimerWatcher?
     private var drainTimers: [TimerWatcher] = []
     private var shuttingDown = false
+    /// Started with `--takeover`: takes everything over from the running daemon instead of binding.
+    private let takeover: Bool
+    /// The command line's arguments after the program name, and the executable as it was
+    /// at start (a package upgrade may replace the file): what SIGUSR2 starts the new one with.
+    private let arguments: [String]
+    private let executable: String
+    private var takeoverServer: TakeoverServer?
+    /// The process this one handed everything over to, once it committed.
+    private var successor: pid_t?
 
-    public init(configPath: String, logLevelOverride: LogLevel?) {
+    public init(configPath: String, logLevelOverride: LogLevel?, takeover: Bool = false, arguments: [String] = []) {
+        self.takeover = takeover
+        self.arguments = arguments
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, Int(PATH_MAX))
+        executable = length > 0 ? String(decoding: path[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         // Absolute, so that the file watcher and /stats do not depend on the working directory.
         if configPath.hasPrefix("/") {
             self.configPath = configPath
@@ -59,7 +73,19 @@ public final class Daemon {
             for problem in error.errors { printError(problem.description) }
             return 1
         }
+        var handover: TakeoverClient?
+        if takeover {
+            do throws(TakeoverClient.Failure) {
+                let client = try TakeoverClient(path: TakeoverServer.socketPath(admin: fileConfig.admin.listen))
+                try client.receiveEverything()
+                handover = client
+            } catch {
+                printError("--takeover: \(error)")
+                return 1
+            }
+        }
         runtime = RuntimeController(stateFile: fileConfig.admin.stateFile)
+        if let state = handover?.state { runtime.adopt(encoded: state.overrides) }
         // Names have no endpoints until they first resolve, and etcd adds nothing until its
         // first read, moments after start: the file's services are served at once.
         config = ServiceMap.materialize(fileConfig, answers: [:], overrides: runtime.overrides)
@@ -69,7 +95,13 @@ public final class Daemon {
 
         loop = EventLoop.makeDefault()
         info = RuntimeInfo(configPath: configPath)
-        workers = Workers(mainLoop: loop, config: config)
+        workers = Workers(mainLoop: loop, config: config, count: handover?.workers)
+        if let handover {
+            if handover.workers != Workers.resolveCount(config.workers) {
+                Log.warning("takeover: running \(handover.workers) worker loop(s), as the previous process did (one per listening socket it had); workers: takes effect at the next start")
+            }
+            workers.handedOver = handover.listeners
+        }
         workers.activation = SocketActivation.fromEnvironment()
         dns = DNSDiscovery(loop: loop)
         admin = AdminServer(loop: loop, address: config.admin.listen,
@@ -88,15 +120,19 @@ public final class Daemon {
             try workers.accessLog.start(config.accessLog)
             try workers.bindListeners(config)
             do throws(SystemError) {
-                try admin.bind(passed: workers.activation.take(config.admin.listen))
+                try admin.bind(passed: handover?.adminSocket ?? workers.activation.take(config.admin.listen))
             } catch {
                 workers.closeListeners()
                 throw error
             }
         } catch {
+            handover?.refuse("cannot start: \(error)")
             Log.error("cannot start: \(error)")
             printErrorIfNotLogged(error.description)
             return 1
+        }
+        if let handover {
+            guard adopt(handover) else { return 1 }
         }
         // Start in order: listeners, name resolution, health checks, the admin port.
         workers.start()
@@ -106,6 +142,7 @@ public final class Daemon {
         healthChecker = HealthChecker(loop: loop)
         healthChecker.start(services: workers.services)
         admin.start()
+        startTakeoverServer()
         configWatcher = ConfigWatcher(loop: loop, path: configPath)
         configWatcher.onChange = { [unowned self] in self.reload(trigger: "file changed") }
         configWatcher.start()
@@ -115,6 +152,8 @@ public final class Daemon {
         }
 
         watchSignals()
+        // MAINPID= first: the previous process sends it before it releases this one.
+        handover?.awaitReleased()
         Log.notice("balancerd \(BalancerVersion.string) started: \(config.services.count) service(s), \(config.endpointCount) endpoint(s), \(workers.count) worker loop(s), admin on \(config.admin.listen), config \(configPath)")
         if etcd == nil {
             notifier.notify("READY=1\nSTATUS=\(statusLine())")
@@ -129,10 +168,66 @@ public final class Daemon {
             }
         }
         loop.run()
+        // Handed over: the successor has its own takeover socket at the path by now.
+        takeoverServer?.stop(removing: successor == nil)
+        takeoverServer = nil
         workers.stop()
         admin.close()
-        Log.notice("balancerd stopped")
+        if let successor {
+            Log.notice("balancerd handed over to pid \(successor); exiting")
+        } else {
+            Log.notice("balancerd stopped")
+        }
         return 0
+    }
+
+    /// `--takeover`: takes the connections and the state handed over, and commits. Until
+    /// the commit this process serves nothing; after it, everything is its own.
+    private func adopt(_ handover: TakeoverClient) -> Bool {
+        workers.closeUnusedHandedOver()
+        var dropped = 0
+        for (entry, descriptors) in handover.connections {
+            if let reason = workers.adopt(entry, descriptors: descriptors) {
+                dropped += 1
+                Log.warning("takeover: a connection was closed: \(reason)")
+            }
+        }
+        if let state = handover.state {
+            workers.restore(state.services, now: loop.now)
+            info.restore(state)
+        }
+        do throws(TakeoverClient.Failure) {
+            try handover.commit()
+        } catch {
+            Log.error("takeover: \(error); the running balancerd keeps serving")
+            printErrorIfNotLogged("--takeover: \(error)")
+            return false
+        }
+        workers.resumeParked()
+        Log.notice("takeover: took over from pid \(handover.peer): \(handover.listeners.count) listen address(es), \(handover.connections.count - dropped) connection(s)")
+        return true
+    }
+
+    /// Listens for a process that takes over (`--takeover`, or the one SIGUSR2 starts).
+    private func startTakeoverServer() {
+        let server = TakeoverServer(loop: loop, workers: workers, path: TakeoverServer.socketPath(admin: config.admin.listen),
+                                    executable: executable, arguments: arguments)
+        server.state = { [unowned self] in
+            TakeoverMessage.State(generation: info.generation, startTime: info.startTime, reloadSuccesses: info.reloadSuccesses,
+                                  reloadFailures: info.reloadFailures, overrides: runtime.encodedOverrides, services: workers.takeoverFigures())
+        }
+        server.adminSocket = { [unowned self] in self.admin.socket }
+        server.onCommitted = { [unowned self] pid in
+            self.successor = pid
+            self.notifier.notify("MAINPID=\(pid)\nSTATUS=handed over to pid \(pid)")
+            self.loop.stop()
+        }
+        do throws(SystemError) {
+            try server.start()
+            takeoverServer = server
+        } catch {
+            Log.warning("takeover: cannot listen on \(server.path): \(error); this daemon cannot be taken over")
+        }
     }
 
     private func watchSignals() {
@@ -147,6 +242,12 @@ public final class Daemon {
         let usr1 = SignalWatcher(loop: loop, signal: SIGUSR1) { [unowned self] in self.workers.accessLog.reopen() }
         usr1.start()
         signals.append(usr1)
+        let usr2 = SignalWatcher(loop: loop, signal: SIGUSR2) { [unowned self] in
+            guard !self.shuttingDown, let server = self.takeoverServer else { return }
+            server.startSuccessor()
+        }
+        usr2.start()
+        signals.append(usr2)
     }
 
     /// Stops accepting at once; open connections go on until they end or their service's
@@ -160,6 +261,9 @@ public final class Daemon {
             return
         }
         shuttingDown = true
+        // A draining daemon has nothing to hand over.
+        takeoverServer?.stop(removing: true)
+        takeoverServer = nil
         configWatcher.stop()
         healthChecker.stop()
         dns.stop()

@@ -34,6 +34,21 @@ final class RuntimeController {
         }
     }
 
+    /// The overrides, encoded, for a process taking over.
+    var encodedOverrides: [UInt8] { Array(overrides.encoded()) }
+
+    /// Takes the overrides a takeover carried (they win over the state file's: they are
+    /// what was in force a moment ago).
+    func adopt(encoded bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        do {
+            overrides = try RuntimeOverrides.decode(Data(bytes))
+            save()
+        } catch {
+            Log.error("takeover: the runtime overrides handed over were ignored: \(error)")
+        }
+    }
+
     func perform(_ command: RuntimeCommand) -> RuntimeCommand.Outcome {
         guard let service = services().first(where: { $0.name == command.service }) else { return .unknownService }
         guard let endpoint = Self.find(command.address, in: service) else { return .unknownEndpoint }

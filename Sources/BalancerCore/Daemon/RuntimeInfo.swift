@@ -10,7 +10,7 @@ public final class RuntimeInfo {
         public var time: Double
     }
 
-    public let startTime: Double
+    public internal(set) var startTime: Double
     public let configPath: String
     /// 1 for the configuration loaded at start; one more for each successful reload.
     public internal(set) var generation = 1
@@ -24,6 +24,14 @@ public final class RuntimeInfo {
     }
 
     public var uptime: Double { Self.wallClock() - startTime }
+
+    /// Goes on from the figures of the process this one took over from.
+    func restore(_ state: TakeoverMessage.State) {
+        startTime = state.startTime
+        generation = state.generation
+        reloadSuccesses = state.reloadSuccesses
+        reloadFailures = state.reloadFailures
+    }
 
     func recordReload(ok: Bool, error: String?) {
         lastReload = ReloadResult(ok: ok, error: error, time: Self.wallClock())

@@ -11,6 +11,13 @@ public struct HealthState: Sendable, Equatable {
 
     public init() {}
 
+    /// A state carried over from another process (a takeover), so that nothing flaps.
+    public init(isUp: Bool, consecutiveFailures: Int, consecutivePasses: Int) {
+        self.isUp = isUp
+        self.consecutiveFailures = consecutiveFailures
+        self.consecutivePasses = consecutivePasses
+    }
+
     public mutating func recordFailure(fall: Int) -> Transition? {
         consecutivePasses = 0
         consecutiveFailures += 1

@@ -90,13 +90,7 @@ public struct ConnectionState: Sendable, Equatable {
     public enum Phase: Sendable, Equatable { case connecting, relaying, closed }
 
     /// One direction of the byte stream, named by the side it reads from.
-    enum Flow: Sendable, Equatable {
-        case open
-        /// The source sent FIN; bytes for the destination are still buffered.
-        case finPending
-        /// The FIN has been passed on.
-        case finished
-    }
+    public typealias Flow = RelayDirection.Flow
 
     public enum Action: Sendable, Equatable {
         /// Connect to the next eligible endpoint.
@@ -121,6 +115,16 @@ public struct ConnectionState: Sendable, Equatable {
 
     public init(retries: Int) {
         self.retries = retries
+    }
+
+    /// A connection already relaying, as another process handed it over: each direction
+    /// where its half-close had got to.
+    public init(relaying fromDownstream: Flow, _ fromUpstream: Flow, attempts: Int, retries: Int) {
+        self.retries = retries
+        self.attempts = attempts
+        phase = .relaying
+        self.fromDownstream = fromDownstream
+        self.fromUpstream = fromUpstream
     }
 
     /// The client was accepted.
@@ -217,7 +221,8 @@ public struct ConnectionState: Sendable, Equatable {
         return .close(reason)
     }
 
-    private func flow(from side: Side) -> Flow {
+    /// How far the half-close of the direction from `side` has got.
+    public func flow(from side: Side) -> Flow {
         side == .downstream ? fromDownstream : fromUpstream
     }
 

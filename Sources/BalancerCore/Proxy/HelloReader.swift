@@ -23,6 +23,23 @@ final class HelloReader {
         timer = TimerWatcher(loop: proxy.loop, handler: {})
     }
 
+    /// A client handed over by a takeover, with the part of its ClientHello read so far
+    /// (not enough for a verdict, or the previous process would have had one).
+    convenience init(proxy: Proxy, fd: Int32, route: ListenerRoute, preread: [UInt8]) {
+        self.init(proxy: proxy, fd: fd, route: route)
+        _ = preread.withUnsafeBytes { hello.feed($0) }
+        handedOver = true
+    }
+
+    /// Its socket came through a takeover: the previous process may hold it still.
+    private(set) var handedOver = false
+
+    /// A takeover: stops reading (and the clock) until `start()` again.
+    func park() {
+        timer.stop()
+        watcher?.stop()
+    }
+
     /// What was read: the ClientHello, sent to the endpoint first and unchanged.
     var bytes: [UInt8] { hello.bytes }
 
@@ -33,6 +50,7 @@ final class HelloReader {
             self.finish(nil, end: .helloTimeout)
         }
         timer.start(after: route.helloTimeout)
+        self.watcher?.stop()
         let watcher = IOWatcher(loop: proxy.loop, fd: fd) { [unowned self] _ in self.readable() }
         self.watcher = watcher
         watcher.watch(.read)

@@ -38,6 +38,12 @@ struct PendingBytes: ~Copyable {
         return total
     }
 
+    /// A copy of what waits (for a takeover, which hands it to another process).
+    var bytes: [UInt8] {
+        guard let storage else { return [] }
+        return Array(UnsafeRawBufferPointer(start: storage + start, count: end - start))
+    }
+
     mutating func release() {
         storage?.deallocate()
         storage = nil

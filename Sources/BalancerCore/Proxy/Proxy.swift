@@ -125,6 +125,7 @@ public final class Proxy: @unchecked Sendable {
         }
         for listener in old.values { listener.close() }
         listeners = next
+        self.routes = routes
         let datagramServices = services.filter { $0.listen.transport == .udp }
         if udp == nil && !datagramServices.isEmpty {
             let made = UDPProxy(proxy: self)
@@ -165,6 +166,8 @@ public final class Proxy: @unchecked Sendable {
         udp?.closeSessions(of: service, endpoint: endpoint, because: reason)
     }
 
+    /// The addresses shared by server name, as last installed.
+    private var routes: [SocketAddress: ListenerRoute] = [:]
     /// Clients of a shared address whose ClientHello is being read, by descriptor.
     private var hellos: [Int32: HelloReader] = [:]
     /// Pending hellos allowed per worker: past it the oldest is dropped, so that a flood of
@@ -191,12 +194,14 @@ public final class Proxy: @unchecked Sendable {
             Socket.close(reader.fd)
             return
         }
-        accepted(reader.fd, for: service, preface: reader.bytes, counted: true)
+        accepted(reader.fd, for: service, preface: reader.bytes, counted: true, sharedSocket: reader.handedOver)
     }
 
-    private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
-        if handOff(fd, for: service, preface: preface, counted: counted) { return }
-        takeIn(fd, for: service, preface: preface, counted: counted)
+    /// `sharedSocket`: the client's socket came through a takeover (see `Session.noteSharedSockets`):
+    /// served here.
+    private func accepted(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false, sharedSocket: Bool = false) {
+        if !sharedSocket, handOff(fd, for: service, preface: preface, counted: counted) { return }
+        takeIn(fd, for: service, preface: preface, counted: counted, sharedSocket: sharedSocket)
     }
 
     /// Hands `fd` to a less loaded worker when `AcceptBalance` says so (as HAProxy's
@@ -215,7 +220,7 @@ public final class Proxy: @unchecked Sendable {
     }
 
     /// Serves `fd` on this worker, within the limits.
-    private func takeIn(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false) {
+    private func takeIn(_ fd: Int32, for service: Service, preface: [UInt8] = [], counted: Bool = false, sharedSocket: Bool = false) {
         if !counted { accepted.wrappingAdd(1, ordering: .relaxed) }
         if totals.open.wrappingAdd(1, ordering: .relaxed).newValue > maxConnections {
             totals.open.wrappingSubtract(1, ordering: .relaxed)
@@ -237,6 +242,7 @@ public final class Proxy: @unchecked Sendable {
             resumeCheck.start(after: 0.1, repeating: 0.1)
             Log.warning("listeners paused: \(inAll) connections open, as many as the file descriptor limit allows; resuming as connections close")
         }
+        if sharedSocket { session.noteSharedSockets() }
         session.start()
     }
 
@@ -283,5 +289,75 @@ public final class Proxy: @unchecked Sendable {
     private func sessionsChanged() {
         open.store(sessions.count + udpSessions, ordering: .relaxed)
         if sessions.isEmpty && udpSessions == 0 { onLastSessionClosed?() }
+    }
+
+    // MARK: Takeover
+
+    /// A takeover begins: stops accepting (the sockets stay open and keep queueing clients
+    /// in their backlog) and returns them, TCP and UDP.
+    func pauseForTakeover() -> [(TakeoverMessage.Listener, Int32)] {
+        listeners.forEach { $0.stop() }
+        return listeners.map { (TakeoverMessage.Listener(kind: .tcp, worker: index), $0.fd) }
+            + (udp?.pauseForTakeover() ?? []).map { (TakeoverMessage.Listener(kind: .udp, worker: index), $0) }
+    }
+
+    /// Parks every connection (see `Session.park`) and describes each, with its descriptors.
+    func parkConnections() -> [(TakeoverMessage.Connection, [Int32])] {
+        var parked: [(TakeoverMessage.Connection, [Int32])] = []
+        for session in sessions.values where !session.isParked {
+            let entry = session.park()
+            parked.append((entry, entry.descriptorCount == 2 ? [session.downstream, session.upstream] : [session.downstream]))
+        }
+        for reader in hellos.values {
+            reader.park()
+            let entry = TakeoverMessage.Pending(service: nil, listen: reader.route.address.description, worker: index, bytes: reader.bytes)
+            parked.append((.pending(entry), [reader.fd]))
+        }
+        return parked
+    }
+
+    /// Starts serving again what was parked: after a failed takeover (accepting too), or in
+    /// the process that took everything over, once it committed.
+    func resumeParked() {
+        if accepting && !pausedForDescriptors { listeners.forEach { $0.start() } }
+        udp?.resumeAfterTakeover()
+        for session in Array(sessions.values) { session.resume() }
+        for reader in Array(hellos.values) { reader.start() }
+    }
+
+    /// Takes a connection another process handed over, parked until `resumeParked()`.
+    /// Returns why it could not be taken (then its descriptors are closed).
+    func adopt(_ entry: TakeoverMessage.Connection, descriptors: [Int32]) -> String? {
+        let serviceName: String?
+        switch entry {
+        case .established(let c): serviceName = c.service
+        case .pending(let p): serviceName = p.service
+        }
+        let service = serviceName.flatMap { name in services.first { $0.name == name } }
+        switch entry {
+        case .established(let c):
+            guard let service else { break }
+            let endpoint = service.endpoint(at: c.endpoint)
+            let settings = service.connectionAdopted(holding: endpoint)
+            sessions[descriptors[0]] = Session(proxy: self, service: service, settings: settings, handedOver: c,
+                                               downstream: descriptors[0], upstream: descriptors[1], endpoint: endpoint)
+        case .pending(let p) where p.service != nil:
+            guard let service else { break }
+            let session = Session(proxy: self, service: service, settings: service.connectionAdopted(holding: nil),
+                                  downstream: descriptors[0], preface: p.bytes)
+            session.parkUnstarted()
+            sessions[descriptors[0]] = session
+        case .pending(let p):
+            guard let route = routes.values.first(where: { $0.address.description == p.listen }) else { break }
+            hellos[descriptors[0]] = HelloReader(proxy: self, fd: descriptors[0], route: route, preread: p.bytes)
+            return nil
+        }
+        guard sessions[descriptors[0]] != nil else {
+            descriptors.forEach(Socket.close)
+            return "service \(serviceName ?? "?") is not in the new configuration"
+        }
+        totals.open.wrappingAdd(1, ordering: .relaxed)
+        open.store(sessions.count + udpSessions, ordering: .relaxed)
+        return nil
     }
 }

@@ -169,6 +169,16 @@ public final class Service: @unchecked Sendable {
         }
     }
 
+    /// A connection handed over by a takeover: open here from now on, already counted in
+    /// the totals that came with it; it holds a slot of `endpoint` (nil: not connected yet).
+    func connectionAdopted(holding endpoint: Endpoint?) -> Settings {
+        lock.withLock {
+            active += 1
+            endpoint?.activeConnections += 1
+            return current
+        }
+    }
+
     /// A connection ended; `releasing` is the endpoint whose slot it still held, given back
     /// in the same step (one lock per close, not two), and the queue may have it.
     func connectionClosed(failed isFailure: Bool, releasing endpoint: Endpoint? = nil, on worker: Int = 0) {
@@ -372,5 +382,61 @@ public final class Service: @unchecked Sendable {
         if !_endpoints.contains(where: { $0.isUp && !$0.isRemoved }) {
             Log.error("service \(name): no endpoint is up; new connections are closed")
         }
+    }
+
+    // MARK: Takeover
+
+    /// Health and counters, for the process taking over.
+    func takeoverFigures() -> TakeoverMessage.ServiceFigures {
+        lock.withLock {
+            let counters = [total, failed, timeouts].map { UInt64($0) }
+                + [bytesIn.load(ordering: .relaxed), bytesOut.load(ordering: .relaxed), datagramsIn.load(ordering: .relaxed),
+                   datagramsOut.load(ordering: .relaxed), droppedDatagrams.load(ordering: .relaxed)]
+            return TakeoverMessage.ServiceFigures(name: name, counters: counters, endpoints: _endpoints.map { endpoint in
+                TakeoverMessage.EndpointFigures(
+                    address: endpoint.address.description, isUp: endpoint.health.isUp,
+                    consecutiveFailures: endpoint.health.consecutiveFailures, consecutivePasses: endpoint.health.consecutivePasses,
+                    counters: [endpoint.totalConnections, endpoint.failedConnects, endpoint.checksPassed, endpoint.checksFailed].map { UInt64($0) }
+                        + [endpoint.bytesIn.load(ordering: .relaxed), endpoint.bytesOut.load(ordering: .relaxed)],
+                    lastCheck: endpoint.lastCheck)
+            })
+        }
+    }
+
+    /// Takes the health and counters the previous process had (endpoints matched by address;
+    /// ones it did not have start as usual).
+    func restore(_ figures: TakeoverMessage.ServiceFigures, now: Double) {
+        func at(_ values: [UInt64], _ index: Int) -> UInt64 { index < values.count ? values[index] : 0 }
+        lock.withLock {
+            total += Int(at(figures.counters, 0))
+            failed += Int(at(figures.counters, 1))
+            timeouts += Int(at(figures.counters, 2))
+            bytesIn.wrappingAdd(at(figures.counters, 3), ordering: .relaxed)
+            bytesOut.wrappingAdd(at(figures.counters, 4), ordering: .relaxed)
+            datagramsIn.wrappingAdd(at(figures.counters, 5), ordering: .relaxed)
+            datagramsOut.wrappingAdd(at(figures.counters, 6), ordering: .relaxed)
+            droppedDatagrams.wrappingAdd(at(figures.counters, 7), ordering: .relaxed)
+            var byAddress: [String: TakeoverMessage.EndpointFigures] = [:]
+            for entry in figures.endpoints { byAddress[entry.address] = entry }
+            for endpoint in _endpoints {
+                guard let entry = byAddress[endpoint.address.description] else { continue }
+                endpoint.health = HealthState(isUp: entry.isUp, consecutiveFailures: entry.consecutiveFailures,
+                                              consecutivePasses: entry.consecutivePasses)
+                endpoint.totalConnections += Int(at(entry.counters, 0))
+                endpoint.failedConnects += Int(at(entry.counters, 1))
+                endpoint.checksPassed += Int(at(entry.counters, 2))
+                endpoint.checksFailed += Int(at(entry.counters, 3))
+                endpoint.bytesIn.wrappingAdd(at(entry.counters, 4), ordering: .relaxed)
+                endpoint.bytesOut.wrappingAdd(at(entry.counters, 5), ordering: .relaxed)
+                endpoint.lastCheck = entry.lastCheck ?? endpoint.lastCheck
+                // Checks off: a down endpoint gets its time down again from here.
+                if !entry.isUp && !_config.activeChecks { endpoint.passiveRetryAt = now + _config.passiveDownTime }
+            }
+        }
+    }
+
+    /// The endpoint at `address` (as `/stats` writes it).
+    func endpoint(at address: String) -> Endpoint? {
+        lock.withLock { _endpoints.first { $0.address.description == address } }
     }
 }

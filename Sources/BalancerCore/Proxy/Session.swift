@@ -262,7 +262,8 @@ final class Session {
 
     private func dropUpstream() {
         if upstream >= 0 {
-            // Closing drops it from the poller's set.
+            // Closing drops it from the poller's set, unless another process has it too.
+            if sharesSockets { proxy.poller.remove(upstream) }
             Socket.close(upstream)
             upstream = -1
         }
@@ -288,6 +289,7 @@ final class Session {
         }
         if proxy.accessLog.isOn { proxy.accessLog.record(record(reason)) }
         dropUpstream()
+        if sharesSockets { proxy.poller.remove(downstream) }
         Socket.close(downstream)
         toUpstream.release()
         toDownstream.release()
@@ -345,7 +347,7 @@ final class Session {
     /// An event from the poller for `side`'s socket (see `Proxy.sessionEvent`).
     func ready(_ side: Side, _ events: EdgePoller.Events) {
         // A closed session may still have an event in the batch being dispatched.
-        guard state.phase != .closed else { return }
+        guard state.phase != .closed, !isParked else { return }
         readiness.note(events, on: side)
         if state.phase == .connecting {
             // The client's bytes wait (noted above) until the upstream is connected.
@@ -615,4 +617,165 @@ final class Session {
             }
         }
     }
+
+    // MARK: Takeover
+
+    /// Parked for a takeover: out of the poller's set and its timer stopped, so that its
+    /// sockets are left alone until the handover commits (the process taking over serves
+    /// them) or fails (`resume()`).
+    private(set) var isParked = false
+    /// Its sockets went through a takeover, so another process may hold them still (the
+    /// previous one until it exits, or a new one that failed until it is gone): closing this
+    /// process's copy would not take them out of the poller's set, so they leave it first.
+    private var sharesSockets = false
+
+    /// A connection another process handed over (see `TakeoverMessage.Established`):
+    /// parked until `resume()`, with what that process still held for each side.
+    convenience init(proxy: Proxy, service: Service, settings: Service.Settings, handedOver entry: TakeoverMessage.Established,
+                     downstream: Int32, upstream: Int32, endpoint: Endpoint?) {
+        self.init(proxy: proxy, service: service, settings: settings, downstream: downstream)
+        state = ConnectionState(relaying: entry.fromDownstream.flow, entry.fromUpstream.flow, attempts: entry.attempts,
+                                retries: settings.config.retries)
+        self.endpoint = endpoint
+        // Set here too: observers do not run for assignments in an initializer.
+        counted = endpoint.map(Unmanaged.passUnretained)
+        holdsSlot = endpoint != nil
+        self.upstream = upstream
+        entry.fromDownstream.pending.withUnsafeBytes { if $0.count > 0 { toUpstream.store($0.baseAddress!, count: $0.count) } }
+        entry.fromUpstream.pending.withUnsafeBytes { if $0.count > 0 { toDownstream.store($0.baseAddress!, count: $0.count) } }
+        splicingFromDownstream = entry.fromDownstream.splicing
+        splicingFromUpstream = entry.fromUpstream.splicing
+        lastActivity = now - entry.quietSeconds
+        let client = measure.client
+        measure = ConnectionMeasure(start: entry.startedAt, attempts: entry.attempts, connectTime: Double(entry.connectMs) / 1000,
+                                    bytesIn: entry.bytesIn, bytesOut: entry.bytesOut)
+        measure.client = client
+        isParked = true
+        sharesSockets = true
+    }
+
+    /// The client's socket came through a takeover (a ClientHello being read then).
+    func noteSharedSockets() {
+        sharesSockets = true
+    }
+
+    /// Handed over before it was connected: started by `resume()`.
+    func parkUnstarted() {
+        isParked = true
+        sharesSockets = true
+    }
+
+    /// Stops the connection for a takeover and describes it for the new process: nothing
+    /// more is read from either side; what waits for a side is written as far as the
+    /// socket takes it, and the rest (a splice pipe's bytes read out of the pipe) goes in
+    /// the description. A connection not yet connected to an endpoint goes as pending: the
+    /// new process starts it again with the bytes read so far.
+    func park() -> TakeoverMessage.Connection {
+        isParked = true
+        sharesSockets = true
+        // Out of the set while open: the new process's copies share these sockets, and
+        // their events must not reach this one.
+        proxy.poller.remove(downstream)
+        if upstream >= 0 { proxy.poller.remove(upstream) }
+        readiness = Readiness()
+        timer.stop()
+        if state.phase != .relaying {
+            if queued {
+                queued = false
+                measure.leftQueue(now)
+                service.leaveQueue(self, timedOut: false)
+            }
+            return .pending(TakeoverMessage.Pending(service: service.name, listen: settings.config.listen.description,
+                                                    worker: proxy.index, bytes: preface))
+        }
+        let fromDownstream = park(toward: .upstream)
+        let fromUpstream = park(toward: .downstream)
+        return .established(TakeoverMessage.Established(
+            service: service.name, endpoint: endpoint?.address.description ?? "", worker: proxy.index,
+            fromDownstream: fromDownstream, fromUpstream: fromUpstream, quietSeconds: max(0, now - lastActivity),
+            startedAt: measure.start, attempts: measure.attempts, connectMs: measure.connectTime.map(ConnectionMeasure.milliseconds) ?? 0,
+            bytesIn: measure.bytesIn, bytesOut: measure.bytesOut))
+    }
+
+    /// Writes what it can of what waits for `destination`, then keeps the rest (out of a
+    /// pipe too) as plain pending bytes, and returns the direction toward it as a value.
+    private func park(toward destination: Side) -> RelayDirection {
+        let source = destination.peer
+        let destinationFD = destination == .upstream ? upstream : downstream
+        var written = 0
+        // A write that fails leaves the bytes to the new process, which meets the same error.
+        written += (try? destination == .upstream ? toUpstream.flush(to: destinationFD) : toDownstream.flush(to: destinationFD)) ?? 0
+        var bytes = destination == .upstream ? toUpstream.bytes : toDownstream.bytes
+        if var held = destination == .upstream ? pipeToUpstream : pipeToDownstream {
+            while bytes.isEmpty && held.count > 0,
+                  case .done(let moved)? = try? Socket.splice(from: held.pipe.readEnd, to: destinationFD, count: held.count), moved > 0 {
+                held.count -= moved
+                written += moved
+            }
+            var rest = [UInt8](repeating: 0, count: held.count)
+            var got = 0
+            while got < rest.count, case .done(let n)? = rest.withUnsafeMutableBytes({ try? Socket.read(held.pipe.readEnd, into: $0.baseAddress! + got, count: $0.count - got) }), n > 0 {
+                got += n
+            }
+            bytes += rest.prefix(got)
+            givePipe(held.pipe)
+            if destination == .upstream { pipeToUpstream = nil } else { pipeToDownstream = nil }
+        }
+        countBytes(written, from: source)
+        if destination == .upstream {
+            toUpstream.release()
+            bytes.withUnsafeBytes { if $0.count > 0 { toUpstream.store($0.baseAddress!, count: $0.count) } }
+        } else {
+            toDownstream.release()
+            bytes.withUnsafeBytes { if $0.count > 0 { toDownstream.store($0.baseAddress!, count: $0.count) } }
+        }
+        let splicing = source == .downstream ? splicingFromDownstream : splicingFromUpstream
+        return RelayDirection(pending: bytes, flow: state.flow(from: source), splicing: splicing)
+    }
+
+    /// Serves a parked connection again: after a takeover that failed (this process keeps
+    /// it), or once one committed (in the process that took it over). Its sockets join the
+    /// poller's set again, which reports at once whatever they are ready for.
+    func resume() {
+        guard isParked else { return }
+        isParked = false
+        if state.phase == .connecting && upstream < 0 {
+            if state.attempts == 0 {
+                start()  // handed over before its first connect
+                return
+            }
+        }
+        // Handed over by another process: not in this proxy's table yet.
+        if token == 0 { token = proxy.table.insert(self) }
+        do {
+            try proxy.poller.add(downstream, token: token)
+            if upstream >= 0 { try proxy.poller.add(upstream, token: SessionTable<Session>.token(token, side: .upstream)) }
+        } catch {
+            Log.warning("service \(service.name): client \(clientDescription): \(error)")
+            perform(state.reset(.downstream))
+            return
+        }
+        switch state.phase {
+        case .connecting:
+            if upstream >= 0 {
+                timer.start(after: settings.config.connectTimeout)
+            } else {
+                connectNext()  // it had left the queue: it joins it again, or connects
+            }
+        case .relaying:
+            timer.start(after: max(0, settings.config.idleTimeout - (now - lastActivity)))
+            // A FIN that waited for bytes now written: passed on here.
+            for source in [Side.downstream, .upstream] where state.flow(from: source) == .finPending && !hasPending(toward: source.peer) {
+                perform(state.drained(from: source))
+                if state.phase == .closed { return }
+            }
+        case .closed:
+            break
+        }
+    }
+}
+
+extension Side {
+    /// The side's tag in the poller's registrations.
+    var tag: Int32 { self == .downstream ? 0 : 1 }
 }

@@ -97,6 +97,19 @@ final class UDPProxy {
         if sessions.isEmpty { closeListeners() }
     }
 
+    /// A takeover begins: clients' datagrams are no longer read (they queue in the sockets,
+    /// which are handed over); returns those sockets. Open sessions go on until the process
+    /// exits: the new one starts sessions afresh.
+    func pauseForTakeover() -> [Int32] {
+        for listener in listeners.values { listener.watcher?.stop() }
+        return listeners.values.map(\.fd)
+    }
+
+    /// The takeover failed: reading goes on.
+    func resumeAfterTakeover() {
+        if accepting { startAccepting() }
+    }
+
     /// Ends the sessions of `service` (all when nil) to `endpoint` (any when nil), now.
     func closeSessions(of service: Service? = nil, endpoint: Endpoint? = nil, because reason: CloseReason = .drainDeadline) {
         for session in sessions.values where (service == nil || session.service === service)

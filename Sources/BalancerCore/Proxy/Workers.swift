@@ -34,6 +34,9 @@ public final class Workers: @unchecked Sendable {
     let totals = Totals()
     /// Sockets systemd handed over that no service has taken yet (a reload may take them).
     public var activation = SocketActivation()
+    /// Listening sockets a takeover handed over, by address and worker: used instead of
+    /// binding (see `bindListeners`).
+    public var handedOver: [ServiceConfig.ListenKey: [Int: Int32]] = [:]
     /// Listen addresses (with their protocol) with sockets bound.
     private var bound: Set<ServiceConfig.ListenKey> = []
     public var boundAddresses: Set<ServiceConfig.ListenKey> { bound }
@@ -45,8 +48,10 @@ public final class Workers: @unchecked Sendable {
     /// The connection log, with one buffer per worker.
     public let accessLog: AccessLog
 
-    public init(mainLoop: EventLoop, config: Config) {
-        count = Self.resolveCount(config.workers)
+    /// `count`: a number of workers other than the configuration's (a takeover keeps the
+    /// previous process's, whose listening sockets it serves one per worker).
+    public init(mainLoop: EventLoop, config: Config, count forced: Int? = nil) {
+        count = forced ?? Self.resolveCount(config.workers)
         threads = (1..<max(count, 1)).map { _ in LoopThread() }
         let loops = [mainLoop] + threads.map(\.loop)
         let capacity = Proxy.sessionsAllowedByFileLimit(services: config.services.count, workers: count)
@@ -126,6 +131,10 @@ public final class Workers: @unchecked Sendable {
             // Services sharing an address by server name share its sockets: bound once.
             for key in keys where !bound.contains(key) && seen.insert(key).inserted {
                 let address = key.address
+                if let sockets = handedOver.removeValue(forKey: key) {
+                    for (worker, fd) in sockets where worker < count { perWorker[worker][key] = fd }
+                    continue
+                }
                 if key.transport == .udp {
                     // One socket per worker, as for TCP: the kernel keeps a client's
                     // datagrams on one of them, so a session lives on one worker.
@@ -264,5 +273,69 @@ public final class Workers: @unchecked Sendable {
         }
         body(proxies[0])
         latch.wait()
+    }
+
+    // MARK: Takeover
+
+    /// A takeover begins: every worker stops accepting; returns the listening sockets
+    /// (which stay open and keep queueing clients).
+    public func pauseForTakeover() -> [(TakeoverMessage.Listener, Int32)] {
+        collect { $0.pauseForTakeover() }
+    }
+
+    /// Parks every connection of every worker and describes each, with its descriptors.
+    public func parkConnections() -> [(TakeoverMessage.Connection, [Int32])] {
+        collect { $0.parkConnections() }
+    }
+
+    /// The takeover failed: every worker serves and accepts again. Or, in the process that
+    /// took over, once it committed: the handed-over connections are served from now on.
+    public func resumeParked() {
+        onEveryWorker { $0.resumeParked() }
+    }
+
+    /// Takes a handed-over connection, parked, onto its worker (before `start()`). Returns
+    /// why it could not be taken.
+    public func adopt(_ entry: TakeoverMessage.Connection, descriptors: [Int32]) -> String? {
+        let worker: Int
+        switch entry {
+        case .established(let c): worker = c.worker
+        case .pending(let p): worker = p.worker
+        }
+        return proxies[worker % count].adopt(entry, descriptors: descriptors)
+    }
+
+    /// The handed-over listening sockets no service of this configuration took.
+    public func closeUnusedHandedOver() {
+        for sockets in handedOver.values { sockets.values.forEach(Socket.close) }
+        handedOver = [:]
+    }
+
+    /// Health and counters of every service, for the process taking over.
+    public func takeoverFigures() -> [TakeoverMessage.ServiceFigures] {
+        services.map { $0.takeoverFigures() }
+    }
+
+    /// Takes the previous process's health and counters, by service name.
+    public func restore(_ figures: [TakeoverMessage.ServiceFigures], now: Double) {
+        for entry in figures {
+            services.first { $0.name == entry.name }?.restore(entry, now: now)
+        }
+    }
+
+    /// Results gathered from the workers' threads.
+    private final class Collected<T>: @unchecked Sendable {
+        let lock = Lock()
+        var byWorker: [Int: [T]] = [:]
+    }
+
+    /// `body`'s results from every worker, in worker order.
+    private func collect<T>(_ body: @escaping @Sendable (Proxy) -> [T]) -> [T] {
+        let results = Collected<T>()
+        onEveryWorker { proxy in
+            let made = body(proxy)
+            results.lock.withLock { results.byWorker[proxy.index] = made }
+        }
+        return (0..<count).flatMap { results.byWorker[$0] ?? [] }
     }
 }

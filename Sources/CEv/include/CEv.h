@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <spawn.h>
 // Glibc's Swift module leaves out epoll: including it here makes it importable (no wrapper).
 #include <sys/epoll.h>
 
@@ -19,6 +20,7 @@ static inline void cev_io_set(ev_io *w, int fd, int events) { ev_io_set(w, fd, e
 static inline void cev_timer_init(ev_timer *w, void (*cb)(struct ev_loop *, ev_timer *, int), double after, double repeat) { ev_timer_init(w, cb, after, repeat); }
 static inline void cev_timer_set(ev_timer *w, double after, double repeat) { ev_timer_set(w, after, repeat); }
 static inline void cev_signal_init(ev_signal *w, void (*cb)(struct ev_loop *, ev_signal *, int), int signum) { ev_signal_init(w, cb, signum); }
+static inline void cev_child_init(ev_child *w, void (*cb)(struct ev_loop *, ev_child *, int), int pid, int trace) { ev_child_init(w, cb, pid, trace); }
 static inline void cev_async_init(ev_async *w, void (*cb)(struct ev_loop *, ev_async *, int)) { ev_async_init(w, cb); }
 static inline void cev_check_init(ev_check *w, void (*cb)(struct ev_loop *, ev_check *, int)) { ev_check_init(w, cb); }
 static inline void cev_stat_init(ev_stat *w, void (*cb)(struct ev_loop *, ev_stat *, int), const char *path, double interval) { ev_stat_init(w, cb, path, interval); }
@@ -31,6 +33,8 @@ static inline struct ev_loop *cev_default_loop(void) { return ev_default_loop(EV
 // (setting it here would break every Swift file that also imports Foundation).
 int cev_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int cev_pipe2(int fds[2], int flags);
+// posix_spawn_file_actions_addclosefrom_np likewise: a spawned process inherits nothing past stdio.
+int cev_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 ssize_t cev_splice(int fd_in, int fd_out, size_t len, unsigned int flags);
 // F_SETPIPE_SZ is hidden without _GNU_SOURCE; returns the size set, or -1.
 int cev_set_pipe_size(int fd, int size);
@@ -56,6 +60,9 @@ struct in_addr cev_in_pktinfo_destination(const void *info);
 struct in6_addr cev_in6_pktinfo_destination(const void *info);
 void cev_in_pktinfo_set_source(void *info, struct in_addr source);
 void cev_in6_pktinfo_set_source(void *info, struct in6_addr source);
+// struct ucred (SO_PEERCRED) is hidden without _GNU_SOURCE: the peer's pid and uid, from
+// CEv.c. Returns 0, or -1 with errno.
+int cev_peer_credentials(int fd, pid_t *pid, uid_t *uid);
 extern const unsigned int CEV_SPLICE_F_MOVE;
 extern const unsigned int CEV_SPLICE_F_NONBLOCK;
 extern const unsigned int CEV_SPLICE_F_MORE;
