@@ -218,6 +218,26 @@ import Testing
         #expect(old.isRunning)
     }
 
+    @Test func takeover_whenTheNewProcessHangs_theOldOneTakesAllBackAfterTenSecondsAndKillsIt() throws {
+        let backend = try BackendProcess(name: "a", mode: "counting")
+        let port = Harness.freePort()
+        let admin = Harness.freePort()
+        let old = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address], service: ["healthCheck: off"], adminPort: admin))
+        let client = try TestClient(port: port, timeout: 20)
+        #expect(try client.readLine() == "a 1")
+        // A peer that receives everything and then never says it is ready.
+        let peer = try Harness.spawn("/usr/bin/python3", [Self.peerScript, Self.socketPath(admin: admin), "hang"])
+        defer { kill(peer, SIGKILL); var status: Int32 = 0; waitpid(peer, &status, 0) }
+        #expect(Harness.waitUntil(timeout: 16) { old.log.contains("takeover by pid \(peer) failed") && old.log.contains("(resumed)") })
+        // Killed by the old daemon, which serves on with the connection it had parked.
+        var status: Int32 = 0
+        #expect(Harness.waitUntil(timeout: 3) { waitpid(peer, &status, WNOHANG) == peer })
+        try client.send("after\n")
+        #expect(try client.readLine() == "after")
+        #expect(try TestClient(port: port).readLine() == "a 2")
+        #expect(old.isRunning)
+    }
+
     @Test func takeover_withAProtocolVersionMismatch_isRefusedCleanly() throws {
         let backend = try BackendProcess(name: "a")
         let port = Harness.freePort()

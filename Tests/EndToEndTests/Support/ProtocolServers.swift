@@ -227,6 +227,12 @@ final class PostgresCluster {
         try file.write(contentsOf: Data(("\n" + settings.joined(separator: "\n") + "\n").utf8))
         try file.close()
         try start()
+        if primary == nil {
+            // The port opens while the server still answers "starting up": a standby's
+            // pg_basebackup, or a test's first query, waits until it accepts connections.
+            let ready = Harness.waitUntil(timeout: 30) { (try? Harness.shell("\(Self.bin)/pg_isready -q -h 127.0.0.1 -p \(self.port)")) != nil }
+            guard ready else { throw HarnessError("postgres did not accept connections: \(serverLog)") }
+        }
     }
 
     var address: String { "127.0.0.1:\(port)" }

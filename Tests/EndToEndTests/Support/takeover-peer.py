@@ -7,6 +7,8 @@
   takeover-peer.py SOCKET vanish      hello, then receives until the state message (closing
                                       every descriptor it gets) and exits without a word,
                                       as a new process that dies mid-handover
+  takeover-peer.py SOCKET hang        the same, then never says "ready" (sleeps 30 s at
+                                      most), as a new process that hangs mid-handover
 Prints "listeners N" and "connections N" as they arrive.
 """
 import array
@@ -14,6 +16,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 
 def frame(body):
@@ -72,6 +75,8 @@ def main():
             print(("listeners %d" if body[0] == 4 else "connections %d") % count, flush=True)
         if body[0] == 6:
             print("state", flush=True)
+            if mode == "hang":
+                time.sleep(30)
             os._exit(0)
 
 
