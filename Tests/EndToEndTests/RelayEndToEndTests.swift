@@ -52,6 +52,39 @@ import Testing
         _ = daemon
     }
 
+    /// The endpoint finishes and closes while the relay still holds much of what it sent
+    /// for a slow client: its FIN is seen long before the last bytes are read, and nothing
+    /// of what comes before it may be taken for the end.
+    @Test(arguments: relayModes)
+    func relay_toASlowReader_whenTheEndpointClosesEarly_losesNothing(mode: String) throws {
+        let backend = try BackendProcess(name: "a")
+        let port = Harness.freePort()
+        let daemon = try DaemonProcess(config: ConfigText.service(port: port, endpoints: [backend.address]),
+                                       environment: ["BALANCERD_RELAY": mode])
+        let size = 16 * 1024 * 1024
+        var generator = SystemRandomNumberGenerator()
+        let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let client = try TestClient(port: port, timeout: 30)
+        #expect(try client.readLine() == "a")
+        let writer = Thread {
+            try? client.send(payload)
+            client.shutdownWrite()
+        }
+        writer.start()
+        var received: [UInt8] = []
+        while true {
+            let chunk = try client.readChunk()
+            if chunk.isEmpty { break }
+            received += chunk
+            usleep(1_000)
+        }
+        let trailer = Array("eof \(size)\n".utf8)
+        #expect(received.count == size + trailer.count)
+        #expect(checksum(received.prefix(size)) == checksum(payload))
+        #expect(Array(received.suffix(trailer.count)) == trailer)
+        _ = daemon
+    }
+
     @Test func relay_fiveHundredConcurrentConnections_areAllServed() throws {
         let backends = try ["a", "b"].map { try BackendProcess(name: $0) }
         let port = Harness.freePort()

@@ -42,6 +42,20 @@ public final class PipePool {
         if free.count < Self.spares { free.append(pipe) } else { Self.close(pipe) }
     }
 
+    /// Reads out up to `count` bytes a pipe holds (for a takeover, which hands them over as
+    /// plain bytes). `read`, not `Socket.read`: `recv` refuses a pipe.
+    public static func readOut(_ pipe: Pipe, count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(pipe.readEnd, $0.baseAddress! + got, count - got) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            got += n
+        }
+        return Array(bytes.prefix(got))
+    }
+
     public static func close(_ pipe: Pipe) {
         Glibc.close(pipe.readEnd)
         Glibc.close(pipe.writeEnd)

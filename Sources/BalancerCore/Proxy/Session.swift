@@ -469,7 +469,8 @@ final class Session {
                     default:
                         // The destination is full: the rest waits in the pipe.
                         if source == .downstream { pipeToUpstream = (pipe, left) } else { pipeToDownstream = (pipe, left) }
-                        blocked(toward: source.peer, shortRead: count < pipe.capacity)
+                        // A short splice says nothing of what is left (see below).
+                        blocked(toward: source.peer, shortRead: false)
                         return
                     }
                 }
@@ -479,10 +480,9 @@ final class Session {
                 return
             }
             givePipe(pipe)
-            if count < pipe.capacity {
-                drainedRead(from: source)
-                return
-            }
+            // Unlike a read, a splice can move less than the socket holds (it stops when
+            // the pipe runs out of slots for the socket's buffers): only EAGAIN or end of
+            // file says the socket is drained, so the loop goes on until one of them.
         }
         // At the bound with bytes perhaps left: the kernel will not say so again.
         proxy.poller.again(SessionTable<Session>.token(token, side: source))
@@ -712,12 +712,7 @@ final class Session {
                 held.count -= moved
                 written += moved
             }
-            var rest = [UInt8](repeating: 0, count: held.count)
-            var got = 0
-            while got < rest.count, case .done(let n)? = rest.withUnsafeMutableBytes({ try? Socket.read(held.pipe.readEnd, into: $0.baseAddress! + got, count: $0.count - got) }), n > 0 {
-                got += n
-            }
-            bytes += rest.prefix(got)
+            bytes += PipePool.readOut(held.pipe, count: held.count)
             givePipe(held.pipe)
             if destination == .upstream { pipeToUpstream = nil } else { pipeToDownstream = nil }
         }
