@@ -68,6 +68,32 @@ import Testing
         withExtendedLifetime(daemon) {}
     }
 
+    @Test func repliesForManyClientsArrivingTogether_eachReachItsClient_fromTheAddressItSentTo_byteExact() throws {
+        // An endpoint that answers only once every client has asked, all answers at once:
+        // the daemon reads them in one wakeup and sends them in shared batches (40 replies:
+        // more than one batch holds).
+        let endpoint = try HeldEndpoint()
+        let port = Harness.freePort(), admin = Harness.freePort()
+        let daemon = try DaemonProcess(config: udpService(port: port, admin: admin, endpoints: [endpoint.address], listen: "0.0.0.0",
+                                                          top: ["workers: 1"]))
+        let hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        // Connected sockets: a reply from any other local address, or to another client, is
+        // filtered out by the kernel.
+        let clients = try (0..<40).map { try UDPClient(host: hosts[$0 % hosts.count], port: port, timeout: 3) }
+        let requests = (0..<40).map { index in Array("client \(index) ".utf8) + (0..<(index * 37)).map { UInt8(truncatingIfNeeded: $0 &* index &+ 1) } }
+        for (client, request) in zip(clients, requests) { client.send(request) }
+        #expect(endpoint.answerTogether(count: clients.count) == clients.count)
+        for (index, client) in clients.enumerated() {
+            #expect(client.receive() == Array(requests[index].reversed()), "client \(index) via \(hosts[index % hosts.count])")
+        }
+        #expect(Harness.waitUntil(timeout: 3) { service(admin)["datagramsOut"] as? Int == 40 })
+        let stats = service(admin)
+        #expect(stats["datagramsIn"] as? Int == 40)
+        #expect(stats["droppedDatagrams"] as? Int == 0)
+        #expect(stats["bytesOut"] as? Int == requests.map(\.count).reduce(0, +))
+        withExtendedLifetime(daemon) {}
+    }
+
     @Test func sessionTimeout_forgetsASilentClient_andItsNextDatagramChoosesAgain() throws {
         let a = try backend("a"), b = try backend("b")
         let port = Harness.freePort(), admin = Harness.freePort()
@@ -248,4 +274,56 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+}
+
+/// A UDP endpoint in the test itself that holds its answers: it takes a number of requests,
+/// then sends every answer (the request, reversed) back to back.
+private final class HeldEndpoint {
+    let fd: Int32
+    let address: String
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        if !bound { throw HarnessError("udp endpoint bind: \(String(cString: strerror(errno)))") }
+        address = "127.0.0.1:\(UInt16(bigEndian: local.sin_port))"
+    }
+
+    deinit { close(fd) }
+
+    /// Waits for `count` requests (each up to the receive timeout), then answers them all;
+    /// returns how many it answered.
+    func answerTogether(count: Int) -> Int {
+        var held: [(peer: sockaddr_in, answer: [UInt8])] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while held.count < count {
+            var peer = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let received = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
+            }
+            if received < 0 { break }
+            held.append((peer, Array(buffer[0..<received].reversed())))
+        }
+        for (peer, answer) in held {
+            var peer = peer
+            _ = withUnsafePointer(to: &peer) { address in
+                address.withMemoryRebound(to: sockaddr.self, capacity: 1) { to in
+                    answer.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, to, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+        }
+        return held.count
+    }
 }

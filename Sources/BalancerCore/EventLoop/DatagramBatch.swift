@@ -17,6 +17,7 @@ public final class DatagramBatch {
     private let names: UnsafeMutablePointer<sockaddr_storage>
     private let controls: UnsafeMutableRawPointer
     private let controlSize: Int
+    private let sentFlags: UnsafeMutablePointer<Bool>
     /// Datagrams received by the last `receive`.
     public private(set) var count = 0
 
@@ -28,8 +29,17 @@ public final class DatagramBatch {
         names = .allocate(capacity: capacity)
         controlSize = cev_cmsg_space(max(cev_in_pktinfo_size(), cev_in6_pktinfo_size())) + 16
         controls = .allocate(byteCount: capacity * controlSize, alignment: 16)
+        sentFlags = .allocate(capacity: capacity)
+        sentFlags.initialize(repeating: false, count: capacity)
+        // Each slot's name, vector and control buffer stay where they are for the batch's
+        // life: a receive or a send resets only the lengths and flags.
         for index in 0..<capacity {
             vectors[index] = iovec(iov_base: payloads + index * Self.payloadSize, iov_len: Self.payloadSize)
+            messages[index] = cev_mmsghdr(
+                msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(names + index), msg_namelen: 0,
+                                msg_iov: vectors + index, msg_iovlen: 1,
+                                msg_control: controls + index * controlSize, msg_controllen: 0, msg_flags: 0),
+                msg_len: 0)
         }
     }
 
@@ -39,25 +49,26 @@ public final class DatagramBatch {
         vectors.deallocate()
         names.deallocate()
         controls.deallocate()
+        sentFlags.deallocate()
     }
 
-    /// Receives what `fd` holds, up to `capacity` datagrams: `.done(n)` with n ≥ 1, or
-    /// `.wouldBlock` when nothing is waiting.
-    public func receive(from fd: Int32) throws(SystemError) -> IOResult<Int> {
-        for index in 0..<capacity {
+    /// Receives what `fd` holds into slots `start..<capacity`: `.done(n)` with n ≥ 1
+    /// (slots `start..<start + n`), or `.wouldBlock` when nothing is waiting.
+    public func receive(from fd: Int32, into start: Int = 0) throws(SystemError) -> IOResult<Int> {
+        let room = capacity - start
+        guard room > 0 else { return .wouldBlock }
+        for index in start..<capacity {
             vectors[index].iov_len = Self.payloadSize
-            messages[index] = cev_mmsghdr(
-                msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(names + index), msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                                msg_iov: vectors + index, msg_iovlen: 1,
-                                msg_control: controls + index * controlSize, msg_controllen: controlSize, msg_flags: 0),
-                msg_len: 0)
+            messages[index].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            messages[index].msg_hdr.msg_controllen = controlSize
+            messages[index].msg_hdr.msg_flags = 0
         }
-        let result = try syscall("recvmmsg") { cev_recvmmsg(fd, messages, UInt32(capacity), Int32(MSG_DONTWAIT)) }
+        let result = try syscall("recvmmsg") { cev_recvmmsg(fd, messages + start, UInt32(room), Int32(MSG_DONTWAIT)) }
         if case .done(let received) = result {
-            count = Int(received)
+            count = start + Int(received)
             return .done(Int(received))
         }
-        count = 0
+        count = start
         return .wouldBlock
     }
 
@@ -89,44 +100,56 @@ public final class DatagramBatch {
         return nil
     }
 
-    /// Sends payloads `0..<count` (as received) on `fd` to `destination`, from `source` when
-    /// set (the local address the client used). Returns how many the kernel took; the rest
-    /// would have blocked and are the caller's to drop.
-    public func send(_ count: Int, on fd: Int32, to destination: DatagramAddress, from source: DatagramAddress?) throws(SystemError) -> Int {
-        guard count > 0 else { return 0 }
-        // One name and one control message serve every datagram of the batch.
-        let nameLength = destination.write(to: names)
-        var controlLength = 0
-        if let source {
-            let data = controls
-            data.initializeMemory(as: UInt8.self, repeating: 0, count: controlSize)
-            let header = data.assumingMemoryBound(to: cmsghdr.self)
-            if source.isIPv6 {
-                header.pointee.cmsg_level = Int32(IPPROTO_IPV6)
-                header.pointee.cmsg_type = CEV_IPV6_PKTINFO
-                header.pointee.cmsg_len = cev_cmsg_len(cev_in6_pktinfo_size())
-                controlLength = cev_cmsg_space(cev_in6_pktinfo_size())
-                cev_in6_pktinfo_set_source(cev_cmsg_data(header), source.ipv6)
-            } else {
-                header.pointee.cmsg_level = Int32(IPPROTO_IP)
-                header.pointee.cmsg_type = CEV_IP_PKTINFO
-                header.pointee.cmsg_len = cev_cmsg_len(cev_in_pktinfo_size())
-                controlLength = cev_cmsg_space(cev_in_pktinfo_size())
-                cev_in_pktinfo_set_source(cev_cmsg_data(header), source.ipv4)
+    /// Addresses the datagram in slot `index` (its payload as received) to `destination`,
+    /// from `source` when set (the local address the client used), for `send`.
+    public func address(_ index: Int, to destination: DatagramAddress, from source: DatagramAddress?) {
+        vectors[index].iov_len = Int(messages[index].msg_len)
+        messages[index].msg_hdr.msg_namelen = destination.write(to: names + index)
+        messages[index].msg_hdr.msg_flags = 0
+        guard let source else {
+            messages[index].msg_hdr.msg_controllen = 0
+            return
+        }
+        let data = controls + index * controlSize
+        data.initializeMemory(as: UInt8.self, repeating: 0, count: controlSize)
+        let header = data.assumingMemoryBound(to: cmsghdr.self)
+        if source.isIPv6 {
+            header.pointee.cmsg_level = Int32(IPPROTO_IPV6)
+            header.pointee.cmsg_type = CEV_IPV6_PKTINFO
+            header.pointee.cmsg_len = cev_cmsg_len(cev_in6_pktinfo_size())
+            messages[index].msg_hdr.msg_controllen = cev_cmsg_space(cev_in6_pktinfo_size())
+            cev_in6_pktinfo_set_source(cev_cmsg_data(header), source.ipv6)
+        } else {
+            header.pointee.cmsg_level = Int32(IPPROTO_IP)
+            header.pointee.cmsg_type = CEV_IP_PKTINFO
+            header.pointee.cmsg_len = cev_cmsg_len(cev_in_pktinfo_size())
+            messages[index].msg_hdr.msg_controllen = cev_cmsg_space(cev_in_pktinfo_size())
+            cev_in_pktinfo_set_source(cev_cmsg_data(header), source.ipv4)
+        }
+    }
+
+    /// Sends slots `0..<count`, each as `address` set it, on `fd`, and returns how many the
+    /// kernel took; `taken(index)` says which. It stops at the first that would block (the
+    /// rest are the caller's to drop); one the kernel refuses (say, a destination it cannot
+    /// route) is skipped, so that it costs the batch only itself.
+    public func send(_ count: Int, on fd: Int32) -> Int {
+        sentFlags.update(repeating: false, count: count)
+        var next = 0, taken = 0
+        while next < count {
+            do throws(SystemError) {
+                let result = try syscall("sendmmsg") { cev_sendmmsg(fd, messages + next, UInt32(count - next), Int32(MSG_DONTWAIT)) }
+                guard case .done(let accepted) = result, accepted > 0 else { break }
+                (sentFlags + next).update(repeating: true, count: Int(accepted))
+                next += Int(accepted)
+                taken += Int(accepted)
+            } catch {
+                next += 1
             }
         }
-        for index in 0..<count {
-            vectors[index].iov_len = Int(messages[index].msg_len)
-            messages[index].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(names), msg_namelen: nameLength,
-                                             msg_iov: vectors + index, msg_iovlen: 1,
-                                             msg_control: controlLength > 0 ? controls : nil, msg_controllen: controlLength, msg_flags: 0)
-        }
-        var sent = 0
-        while sent < count {
-            let result = try syscall("sendmmsg") { cev_sendmmsg(fd, messages + sent, UInt32(count - sent), Int32(MSG_DONTWAIT)) }
-            guard case .done(let taken) = result, taken > 0 else { break }
-            sent += Int(taken)
-        }
-        return sent
+        return taken
     }
+
+    /// Whether the last `send` got slot `index` out.
+    @inline(__always)
+    public func taken(_ index: Int) -> Bool { sentFlags[index] }
 }

@@ -4,9 +4,13 @@ import Glibc
 ///
 /// Datagrams from clients are read in batches (`recvmmsg`, at most `batchesPerWakeup`
 /// batches before the loop moves on) and sent on each session's connected socket; replies
-/// are read in batches from that socket and sent back in one `sendmmsg` on the listening
-/// socket. Nothing is queued: a datagram a socket cannot take now is dropped and counted,
-/// as the kernel would. One sweep timer per worker ends sessions silent for their
+/// are read in batches from that socket into one reply batch that every session of the
+/// wakeup shares, each reply with its own destination and source, and that batch leaves in
+/// one `sendmmsg` on the listening socket once the wakeup's callbacks are done (or at once
+/// when it is full, or when a reply for another listening socket comes). With many clients
+/// each waiting for one reply, that is one send for all of them instead of one per client.
+/// Nothing is queued beyond that batch: a datagram a socket cannot take now is dropped and
+/// counted, as the kernel would. One sweep timer per worker ends sessions silent for their
 /// service's `sessionTimeout` (no timer per session or per datagram).
 final class UDPProxy {
     /// A session is a client on one listening socket.
@@ -37,6 +41,14 @@ final class UDPProxy {
     private var sessions: [SessionKey: UDPSession] = [:]
     private lazy var inbound = DatagramBatch(capacity: Self.batchSize)
     private lazy var outbound = DatagramBatch(capacity: Self.batchSize)
+    /// The replies waiting in `outbound` (slots `0..<replyCount`), the session of each, and
+    /// the listening socket they all leave through.
+    private var replyCount = 0
+    private var replySessions = [UDPSession?](repeating: nil, count: UDPProxy.batchSize)
+    private var replyListener: Int32 = -1
+    /// Sends the waiting replies before the loop next waits: after every callback of the
+    /// wakeup has added its own.
+    private let replyFlusher: PrepareWatcher
     private let sweeper: TimerWatcher
     private var accepting = false
     /// Called with the number of open sessions whenever it changes.
@@ -47,10 +59,13 @@ final class UDPProxy {
     init(proxy: Proxy) {
         self.proxy = proxy
         sweeper = TimerWatcher(loop: proxy.loop, handler: {})
+        replyFlusher = PrepareWatcher(loop: proxy.loop, handler: {})
         sweeper.handler = { [unowned self] in self.sweep() }
+        replyFlusher.handler = { [unowned self] in self.flushReplies() }
     }
 
     deinit {
+        flushReplies()
         for session in sessions.values { session.detach() }
         for listener in listeners.values {
             listener.watcher?.stop()
@@ -62,6 +77,8 @@ final class UDPProxy {
     /// stays keeps its socket and its sessions; `sockets` are this worker's new ones;
     /// listeners left with no service close, and their sessions end.
     func install(_ services: [(service: Service, listen: ServiceConfig.ListenKey)], sockets: [ServiceConfig.ListenKey: Int32]) {
+        // Waiting replies leave before a listening socket they name can close.
+        flushReplies()
         var old = listeners
         var next: [ServiceConfig.ListenKey: Listener] = [:]
         for (service, key) in services {
@@ -119,6 +136,7 @@ final class UDPProxy {
     }
 
     private func closeListeners() {
+        flushReplies()
         for listener in listeners.values {
             listener.watcher?.stop()
             DatagramSocket.close(listener.fd)
@@ -237,14 +255,17 @@ final class UDPProxy {
 
     // MARK: Endpoint to client
 
+    /// Reads the endpoint's replies into the shared reply batch, addressed to the client.
     private func readEndpoint(_ session: UDPSession) {
         let service = session.service
         let now = loop.now
         for _ in 0..<Self.batchesPerWakeup {
             guard session.upstream >= 0 else { return }
+            if replyCount == Self.batchSize || (replyCount > 0 && replyListener != session.listenerFD) { flushReplies() }
+            let start = replyCount
             let received: Int
             do throws(SystemError) {
-                guard case .done(let count) = try outbound.receive(from: session.upstream) else { return }
+                guard case .done(let count) = try outbound.receive(from: session.upstream, into: start) else { return }
                 received = count
             } catch {
                 refuse(session, error, now: now)
@@ -252,16 +273,56 @@ final class UDPProxy {
             }
             session.lastActive = now
             var bytes = 0
-            for index in 0..<received { bytes += outbound.payload(index).count }
-            let sent = (try? outbound.send(received, on: session.listenerFD, to: session.client, from: session.local)) ?? 0
-            session.datagramsOut += sent
+            for index in start..<start + received {
+                bytes += outbound.payload(index).count
+                outbound.address(index, to: session.client, from: session.local)
+                replySessions[index] = session
+            }
+            replyCount = start + received
+            replyListener = session.listenerFD
+            replyFlusher.start()
             session.bytesOut += UInt64(bytes)
-            service.datagramsOut.wrappingAdd(UInt64(sent), ordering: .relaxed)
-            if sent < received { service.droppedDatagrams.wrappingAdd(UInt64(received - sent), ordering: .relaxed) }
             service.bytesOut.wrappingAdd(UInt64(bytes), ordering: .relaxed)
             session.endpoint?.bytesOut.wrappingAdd(UInt64(bytes), ordering: .relaxed)
-            if received < Self.batchSize { return }
+            // Fewer than there was room for: the socket is drained.
+            if received < Self.batchSize - start { return }
         }
+    }
+
+    /// Sends the waiting replies in one `sendmmsg` and counts each for its session; what
+    /// the socket does not take is dropped and counted.
+    private func flushReplies() {
+        replyFlusher.stop()
+        let count = replyCount
+        guard count > 0 else { return }
+        replyCount = 0
+        _ = outbound.send(count, on: replyListener)
+        // Counted per run of one session (a session's replies are adjacent) and per run of
+        // one service, so that the shared counters see one update per run, not per datagram.
+        var service: Service?
+        var serviceSent: UInt64 = 0, serviceDropped: UInt64 = 0
+        for index in 0..<count {
+            guard let session = replySessions[index] else { continue }
+            replySessions[index] = nil
+            if session.service !== service {
+                if let service { tally(serviceSent, serviceDropped, for: service) }
+                service = session.service
+                serviceSent = 0
+                serviceDropped = 0
+            }
+            if outbound.taken(index) {
+                session.datagramsOut += 1
+                serviceSent += 1
+            } else {
+                serviceDropped += 1
+            }
+        }
+        if let service { tally(serviceSent, serviceDropped, for: service) }
+    }
+
+    private func tally(_ sent: UInt64, _ dropped: UInt64, for service: Service) {
+        if sent > 0 { service.datagramsOut.wrappingAdd(sent, ordering: .relaxed) }
+        if dropped > 0 { service.droppedDatagrams.wrappingAdd(dropped, ordering: .relaxed) }
     }
 
     // MARK: Timeouts
@@ -292,6 +353,8 @@ final class UDPProxy {
 
     private func end(_ session: UDPSession, _ reason: CloseReason) {
         guard sessions.removeValue(forKey: session.key) != nil else { return }
+        // Its waiting replies count in the record below.
+        if replyCount > 0 { flushReplies() }
         if let watcher = session.watcher { loop.retire(watcher) }
         let served = session.endpoint ?? session.refused.last
         if let endpoint = session.detach() { session.service.release(endpoint, on: proxy.index) }

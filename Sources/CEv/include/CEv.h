@@ -23,6 +23,7 @@ static inline void cev_signal_init(ev_signal *w, void (*cb)(struct ev_loop *, ev
 static inline void cev_child_init(ev_child *w, void (*cb)(struct ev_loop *, ev_child *, int), int pid, int trace) { ev_child_init(w, cb, pid, trace); }
 static inline void cev_async_init(ev_async *w, void (*cb)(struct ev_loop *, ev_async *, int)) { ev_async_init(w, cb); }
 static inline void cev_check_init(ev_check *w, void (*cb)(struct ev_loop *, ev_check *, int)) { ev_check_init(w, cb); }
+static inline void cev_prepare_init(ev_prepare *w, void (*cb)(struct ev_loop *, ev_prepare *, int)) { ev_prepare_init(w, cb); }
 static inline void cev_stat_init(ev_stat *w, void (*cb)(struct ev_loop *, ev_stat *, int), const char *path, double interval) { ev_stat_init(w, cb, path, interval); }
 // ev_is_active / ev_timer_remaining's watcher argument is a macro-cast.
 static inline int cev_is_active(void *w) { return ev_is_active((ev_watcher *)w); }
