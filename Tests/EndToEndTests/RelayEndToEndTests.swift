@@ -71,13 +71,7 @@ import Testing
             client.shutdownWrite()
         }
         writer.start()
-        var received: [UInt8] = []
-        while true {
-            let chunk = try client.readChunk()
-            if chunk.isEmpty { break }
-            received += chunk
-            usleep(1_000)
-        }
+        let received = try client.readToEnd(pausingMicroseconds: 1_000)
         let trailer = Array("eof \(size)\n".utf8)
         #expect(received.count == size + trailer.count)
         #expect(checksum(received.prefix(size)) == checksum(payload))

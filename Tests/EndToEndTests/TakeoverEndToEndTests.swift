@@ -94,16 +94,10 @@ import Testing
             client.shutdownWrite()
         }
         writer.start()
-        var received: [UInt8] = []
-        received.reserveCapacity(size + 64)
         var new: DaemonProcess?
-        while true {
-            let chunk = try client.readChunk()
-            if chunk.isEmpty { break }
-            received += chunk
-            // A slow reader: the relay holds bytes (in pipes, buffers) all along.
-            usleep(2_000)
-            if new == nil && received.count > size / 4 { new = try takeOver(from: old) }
+        // A slow reader: the relay holds bytes (in pipes, buffers) all along.
+        let received = try client.readToEnd(pausingMicroseconds: 2_000) { count in
+            if new == nil && count > size / 4 { new = try takeOver(from: old) }
         }
         #expect(new != nil)
         let trailer = Array("eof \(size)\n".utf8)

@@ -7,9 +7,13 @@
 /// connections moves nothing, since a hand-off costs the other loop's wakeup).
 enum AcceptBalance {
     /// The index in `others` of the worker to hand the connection to, or nil to keep it.
-    /// Loads count open sessions and hand-offs on their way.
-    static func target(mine: Int, others: [Int]) -> Int? {
-        guard mine >= 3, let least = others.indices.min(by: { others[$0] < others[$1] }) else { return nil }
-        return mine - others[least] >= max(3, mine / 8) ? least : nil
+    /// Loads count open sessions and hand-offs on their way. Generic so that the accept
+    /// path can pass its peers' loads lazily, without an array per connection.
+    static func target<Loads: Collection<Int>>(mine: Int, others: Loads) -> Int? where Loads.Index == Int {
+        guard mine >= 3 else { return nil }
+        var least: (index: Int, load: Int)?
+        for index in others.indices where least == nil || others[index] < least!.load { least = (index, others[index]) }
+        guard let least else { return nil }
+        return mine - least.load >= max(3, mine / 8) ? least.index : nil
     }
 }

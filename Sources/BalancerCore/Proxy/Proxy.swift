@@ -209,7 +209,7 @@ public final class Proxy: @unchecked Sendable {
     private func handOff(_ fd: Int32, for service: Service, preface: [UInt8], counted: Bool) -> Bool {
         guard !peers.isEmpty else { return false }
         let load = { (proxy: Proxy) in proxy.open.load(ordering: .relaxed) + proxy.incoming.load(ordering: .relaxed) }
-        guard let index = AcceptBalance.target(mine: load(self), others: peers.map(load)) else { return false }
+        guard let index = AcceptBalance.target(mine: load(self), others: peers.lazy.map(load)) else { return false }
         let target = peers[index]
         target.incoming.wrappingAdd(1, ordering: .relaxed)
         target.loop.post { [target] in

@@ -769,8 +769,3 @@ final class Session {
         }
     }
 }
-
-extension Side {
-    /// The side's tag in the poller's registrations.
-    var tag: Int32 { self == .downstream ? 0 : 1 }
-}

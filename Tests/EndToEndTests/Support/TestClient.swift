@@ -144,6 +144,19 @@ final class TestClient: @unchecked Sendable {
         }
     }
 
+    /// Everything until EOF, read as a slow reader does: a pause after each chunk, and
+    /// `after` called with the count so far (for a test that acts mid-transfer).
+    func readToEnd(pausingMicroseconds pause: UInt32, after: (Int) throws -> Void = { _ in }) throws -> [UInt8] {
+        var all: [UInt8] = []
+        while true {
+            let chunk = try readChunk()
+            if chunk.isEmpty { return all }
+            all += chunk
+            usleep(pause)
+            try after(all.count)
+        }
+    }
+
     /// How the connection ended: `nil` if it is still open after the timeout (no EOF).
     func waitForClose() -> String? {
         do {
